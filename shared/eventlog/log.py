@@ -1,0 +1,350 @@
+"""EventLog: append, read, verify and forget, over one service's database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from orjson import loads
+from sqlalchemy.engine import Engine
+
+from shared.eventlog import chain
+from shared.eventlog.checkpoints import Checkpoint, Signer, by_position
+from shared.eventlog.model import (
+    GENESIS_HASH,
+    ConcurrencyError,
+    NewEvent,
+    Record,
+    VerifyReport,
+)
+from shared.eventlog.personal import KeyStore, decrypt, encrypt
+from shared.eventlog.storage import Statements, create_schema, make_engine
+from shared.eventlog.upcasting import Upcasters
+
+PAGE = 2000
+FORGOTTEN = "subject.forgotten"
+_HAS_PERSONAL = '"personal":null'  # canonical text of a record with no personal data
+Listener = Callable[[int], None]
+
+
+def _ts(moment: datetime) -> str:
+    """Fixed-width UTC text, so string order is time order on every backend."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class EventLog:
+    """One service's append-only, hash-chained log of events."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        service: str,
+        *,
+        keys: KeyStore | None = None,
+        signer: Signer | None = None,
+        upcasters: Upcasters | None = None,
+    ) -> None:
+        self.engine = engine
+        self.service = service
+        self.keys = keys or KeyStore(engine)
+        self.signer = signer
+        self.upcasters = upcasters or Upcasters()
+        self._sql = Statements(engine.dialect.name)
+        self._listeners: list[Listener] = []
+        create_schema(engine)
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        service: str,
+        keys_url: str | None = None,
+        signing_key: str | None = None,
+        upcasters: Upcasters | None = None,
+    ) -> EventLog:
+        """Open (creating on first use) the log at `url`; keys may live in another database.
+
+        `signing_key` defaults to the environment variable GRASSROOTS_SIGNING_KEY.
+        """
+        engine = make_engine(url)
+        keys = KeyStore(make_engine(keys_url)) if keys_url else KeyStore(engine)
+        spec = signing_key or os.environ.get("GRASSROOTS_SIGNING_KEY")
+        return cls(
+            engine, service, keys=keys, signer=Signer(spec) if spec else None,
+            upcasters=upcasters,
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self.keys.engine is not self.engine:
+            self.keys.engine.dispose()
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener(last_position)` after each commit made through this object."""
+        self._listeners.append(listener)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | None = None,
+        command_id: str | None = None,
+        actor: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> list[int]:
+        """Append `events` to `stream` atomically and return their positions.
+
+        `expected_version` (None: don't check; 0: the stream must be new) guards against a
+        concurrent writer; a retry carrying a `command_id` the log holds writes nothing and
+        returns the original positions.
+        """
+        if not stream:
+            raise ValueError("stream must be a non-empty string")
+        if not events:
+            raise ValueError("append needs at least one event")
+        ids = [str(uuid.uuid4()) for _ in events]
+        sealed = [self._seal(ev, event_id) for ev, event_id in zip(events, ids, strict=True)]
+        meta = (command_id, actor, correlation_id or command_id or ids[0], causation_id)
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            self._sql.begin_append(cur)
+            try:
+                positions, fresh = self._insert(cur, stream, events, ids, sealed,
+                                                expected_version, meta)
+            except BaseException:
+                raw.rollback()
+                raise
+            raw.commit()
+        finally:
+            raw.close()
+        if fresh:
+            for listener in self._listeners:
+                listener(positions[-1])
+        return positions
+
+    def _insert(
+        self, cur: Any, stream: str, events: Sequence[NewEvent], ids: list[str],
+        sealed: list[tuple[str, str | None]], expected_version: int | None,
+        meta: tuple[str | None, str | None, str, str | None],
+    ) -> tuple[list[int], bool]:
+        """Inside the writer lock: idempotency, version check, chaining, insert."""
+        sql = self._sql
+        command_id = meta[0]
+        if command_id is not None:
+            cur.execute(sql.by_command, (command_id,))
+            done = [r[0] for r in cur.fetchall()]
+            if done:
+                return done, False
+        cur.execute(sql.head, (stream,))
+        actual, position, prev, last_recorded = cur.fetchone()
+        if expected_version is not None and actual != expected_version:
+            raise ConcurrencyError(stream, expected_version, actual)
+        position, prev = position or 0, prev or GENESIS_HASH
+        recorded_at = _ts(datetime.now(UTC))
+        if last_recorded is not None and last_recorded > recorded_at:
+            recorded_at = last_recorded  # the clock stepped back: keep recorded time monotonic
+        rows = []
+        for i, (ev, (data, personal)) in enumerate(zip(events, sealed, strict=True)):
+            position += 1
+            version = actual + 1 + i
+            record = chain.canonical(
+                position, stream, version, ev.type, ev.schema_version, data, ids[i], *meta,
+                _ts(ev.occurred_at) if ev.occurred_at else recorded_at, recorded_at,
+                ev.subject, personal,
+            )
+            hash_ = chain.link(prev, record)
+            rows.append((position, record, prev, hash_))
+            prev = hash_
+        if len(rows) == 1:
+            cur.execute(sql.insert, rows[0])
+        else:
+            cur.executemany(sql.insert, rows)
+        return [r[0] for r in rows], True
+
+    def _seal(self, event: NewEvent, event_id: str) -> tuple[str, str | None]:
+        """Canonical data text (personal paths encrypted) and the personal paths as JSON."""
+        if not event.personal:
+            return chain.dumps(event.data), None
+        assert event.subject is not None
+        key = self.keys.key_for_writing(event.subject)
+        data = encrypt(event.data, event.personal, key, event_id)
+        return chain.dumps(data), chain.dumps(list(event.personal))
+
+    def forget(self, subject: str, *, actor: str | None = None) -> bool:
+        """Erase a subject's personal data by destroying their key, and record that it was done.
+
+        The log keeps every record and still verifies; reads return the fields as None and
+        name them in `Record.redacted`. True if a key was destroyed.
+        """
+        destroyed = self.keys.erase(subject)
+        self.append(
+            f"subject-{subject}",
+            [NewEvent(FORGOTTEN, {"subject": subject, "key_destroyed": destroyed})],
+            actor=actor,
+        )
+        return destroyed
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+            raw.commit()  # end the read transaction at once
+            return rows
+        finally:
+            raw.close()
+
+    def head(self) -> tuple[int, str]:
+        """(position, hash) of the last record; (0, genesis) for an empty log."""
+        _, position, hash_, _ = self._fetch(self._sql.head, ("",))[0]
+        return (position, hash_) if position else (0, GENESIS_HASH)
+
+    def last_position(self) -> int:
+        return self.head()[0]
+
+    def stream_version(self, stream: str) -> int:
+        return int(self._fetch(self._sql.head, (stream,))[0][0])
+
+    def read(self, after: int = 0, limit: int | None = None) -> Iterator[Record]:
+        """Records after `position`, in order, fetched page by page (constant memory)."""
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = PAGE if remaining is None else min(PAGE, remaining)
+            page = self._fetch(self._sql.page, (after, size))
+            yield from self._records(page)
+            if len(page) < size:
+                return
+            after = page[-1][0]
+            if remaining is not None:
+                remaining -= len(page)
+
+    def read_until(self, instant: datetime, after: int = 0) -> Iterator[Record]:
+        """Everything recorded up to `instant`: the log as it stood then (for as-of replay).
+
+        Recorded time never goes back along the log, so this is a prefix of `read()`.
+        """
+        for record in self.read(after=after):
+            if record.recorded_at > instant:
+                return
+            yield record
+
+    def read_stream(self, stream: str, up_to_version: int | None = None) -> list[Record]:
+        """One stream in version order, optionally only up to a version."""
+        records = list(self._records(self._fetch(self._sql.stream, (stream,))))
+        if up_to_version is not None:
+            records = [r for r in records if r.version <= up_to_version]
+        return records
+
+    def _records(self, page: Sequence[tuple[Any, ...]]) -> Iterator[Record]:
+        service, upcasters = self.service, self.upcasters
+        parse = datetime.fromisoformat
+        personal_rows = [loads(row[1]) for row in page if _HAS_PERSONAL not in row[1]]
+        keys = self.keys.keys({d["subject"] for d in personal_rows if d["personal"]})
+        for row in page:
+            d = loads(row[1])
+            data, personal, redacted = d["data"], (), ()
+            if d["personal"]:
+                personal = tuple(d["personal"])
+                data, redacted = decrypt(data, personal, keys.get(d["subject"]), d["event_id"])
+            version = d["schema_version"]
+            if upcasters:
+                version, data = upcasters.upcast(d["type"], version, data)
+            yield Record(
+                row[0], d["stream"], d["version"], d["type"], version, data, d["event_id"],
+                d["command_id"], d["actor"], d["correlation_id"], d["causation_id"],
+                parse(d["occurred_at"]), parse(d["recorded_at"]), row[2], row[3], service,
+                d["subject"], personal, redacted,
+            )
+
+    # -- auditing --------------------------------------------------------------------------
+
+    def checkpoint(self) -> Checkpoint:
+        """A signed (position, hash) of the head, to be exported outside the database."""
+        if self.signer is None:
+            raise RuntimeError("no signing key configured (set GRASSROOTS_SIGNING_KEY)")
+        position, hash_ = self.head()
+        return self.signer.sign(self.service, position, hash_)
+
+    def verify(self, checkpoints: Sequence[Checkpoint] | None = None) -> VerifyReport:
+        """Walk the whole chain in constant memory; report OK or the first bad position.
+
+        Signed checkpoints also catch a tail that was rewritten with a recomputed chain, or
+        cut off: things a bare chain cannot show.
+        """
+        marks = by_position(cp for cp in checkpoints or () if cp.service == self.service)
+        for cp in marks.values():
+            if self.signer is None or not self.signer.valid(cp):
+                return VerifyReport(False, 0, 0, GENESIS_HASH, cp.position,
+                                    f"checkpoint at {cp.position} has no valid signature")
+        audit = _Audit(marks)
+        after = 0
+        while True:
+            page = self._fetch(self._sql.page, (after, PAGE))
+            for row in page:
+                if not audit.check(row):
+                    return audit.report()
+            if len(page) < PAGE:
+                return audit.finish()
+            after = page[-1][0]
+
+
+class _Audit:
+    """The state of one verify() walk: what has been checked and the first failure."""
+
+    def __init__(self, marks: dict[int, Checkpoint]) -> None:
+        self.marks = marks
+        self.expected, self.prev, self.checked = 1, GENESIS_HASH, 0
+        self.seen_marks = self.last_good_mark = 0
+        self.bad: tuple[int, str] | None = None
+
+    def check(self, row: tuple[Any, ...]) -> bool:
+        position, record, prev, hash_ = row
+        if position != self.expected:
+            return self._fail(self.expected, f"position {self.expected} is missing "
+                              f"(found {position})")
+        if prev != self.prev:
+            return self._fail(position, "prev_hash does not match the previous record's hash")
+        if chain.link(prev, record) != hash_:
+            return self._fail(position, "hash does not match the record's contents")
+        at = record.rfind(',"position":') + 12  # top level: later fields are all scalars
+        if not record.startswith(f"{position},", at):
+            return self._fail(position, "the record names another position")
+        mark = self.marks.get(position)
+        if mark is not None:
+            if mark.hash != hash_:
+                return self._fail(position, f"chain differs from the signed checkpoint at "
+                                  f"{position}: records {self.last_good_mark + 1}..{position} "
+                                  "were rewritten")
+            self.seen_marks, self.last_good_mark = self.seen_marks + 1, position
+        self.prev, self.expected, self.checked = hash_, self.expected + 1, self.checked + 1
+        return True
+
+    def _fail(self, position: int, reason: str) -> bool:
+        self.bad = (position, reason)
+        return False
+
+    def report(self) -> VerifyReport:
+        position, reason = self.bad or (None, None)
+        return VerifyReport(self.bad is None, self.checked, self.expected - 1, self.prev,
+                            position, reason, self.seen_marks)
+
+    def finish(self) -> VerifyReport:
+        beyond = [p for p in self.marks if p >= self.expected]
+        if beyond:
+            self._fail(self.expected, f"log ends at {self.expected - 1} but a signed checkpoint "
+                       f"names position {max(beyond)}: the tail was truncated")
+        return self.report()

@@ -1,0 +1,162 @@
+"""Value types of the event log: what callers append and what they read back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+GENESIS_HASH = "0" * 64
+SPECVERSION = "1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event a command decided on, not yet in the log.
+
+    `personal` names dotted paths into `data` that hold a data subject's personal data; they are
+    encrypted with `subject`'s key before the record is hashed, so erasing the key erases them.
+    """
+
+    type: str
+    data: dict[str, Any]
+    schema_version: int = 1
+    occurred_at: datetime | None = None
+    subject: str | None = None
+    personal: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.type or "." not in self.type:
+            raise ValueError(f"event type {self.type!r} must be dotted, e.g. 'visit.recorded'")
+        if not isinstance(self.data, dict):
+            raise TypeError(f"event data of {self.type!r} must be a dict")
+        if self.personal and not self.subject:
+            raise ValueError(f"{self.type!r} marks personal fields but names no subject")
+        if self.occurred_at is not None and self.occurred_at.tzinfo is None:
+            raise ValueError(f"occurred_at of {self.type!r} must be timezone-aware")
+
+
+class Record(NamedTuple):
+    """One committed event as readers see it (decrypted, redacted if forgotten, upcast).
+
+    A NamedTuple rather than a frozen dataclass: reads build hundreds of thousands a second.
+    """
+
+    position: int
+    stream: str
+    version: int
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    event_id: str
+    command_id: str | None
+    actor: str | None
+    correlation_id: str | None
+    causation_id: str | None
+    occurred_at: datetime
+    recorded_at: datetime
+    prev_hash: str
+    hash: str
+    source: str
+    subject: str | None = None
+    personal: tuple[str, ...] = ()
+    redacted: tuple[str, ...] = ()
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        """CloudEvents 1.0 structured form; absent optional attributes are left out."""
+        event: dict[str, Any] = {
+            "specversion": SPECVERSION,
+            "id": self.event_id,
+            "source": self.source,
+            "type": self.type,
+            "subject": self.stream,
+            "time": self.occurred_at.isoformat(),
+            "datacontenttype": "application/json",
+            "data": self.data,
+            "sequence": str(self.position),
+            "streamversion": self.version,
+            "schemaversion": self.schema_version,
+            "recordedtime": self.recorded_at.isoformat(),
+            "hash": self.hash,
+            "prevhash": self.prev_hash,
+        }
+        optional = {
+            "correlationid": self.correlation_id,
+            "causationid": self.causation_id,
+            "commandid": self.command_id,
+            "actor": self.actor,
+            "datasubject": self.subject,
+        }
+        event.update({k: v for k, v in optional.items() if v is not None})
+        if self.personal:
+            event["personaldata"] = ",".join(self.personal)
+        if self.redacted:
+            event["redacted"] = ",".join(self.redacted)
+        return event
+
+    @classmethod
+    def from_cloudevent(cls, event: dict[str, Any]) -> Record:
+        """Inverse of `to_cloudevent`, for consumers fed from the bus or over RPC."""
+
+        def split(key: str) -> tuple[str, ...]:
+            return tuple(p for p in event.get(key, "").split(",") if p)
+
+        return cls(
+            position=int(event["sequence"]),
+            stream=event["subject"],
+            version=int(event["streamversion"]),
+            type=event["type"],
+            schema_version=int(event["schemaversion"]),
+            data=event["data"],
+            event_id=event["id"],
+            command_id=event.get("commandid"),
+            actor=event.get("actor"),
+            correlation_id=event.get("correlationid"),
+            causation_id=event.get("causationid"),
+            occurred_at=datetime.fromisoformat(event["time"]),
+            recorded_at=datetime.fromisoformat(event["recordedtime"]),
+            prev_hash=event["prevhash"],
+            hash=event["hash"],
+            source=event["source"],
+            subject=event.get("datasubject"),
+            personal=split("personaldata"),
+            redacted=split("redacted"),
+        )
+
+
+class ConcurrencyError(Exception):
+    """The stream moved on since the caller read it: the command must be decided again."""
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        super().__init__(f"stream {stream!r}: expected version {expected}, actual {actual}")
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+
+class ForgottenSubjectError(Exception):
+    """Personal data was appended for a subject whose key was destroyed."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """Outcome of `EventLog.verify`: `ok`, or the first position that fails and why."""
+
+    ok: bool
+    checked: int
+    last_position: int
+    last_hash: str
+    first_bad_position: int | None = None
+    reason: str | None = None
+    checkpoints_checked: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "last_position": self.last_position,
+            "last_hash": self.last_hash,
+            "first_bad_position": self.first_bad_position,
+            "reason": self.reason,
+            "checkpoints_checked": self.checkpoints_checked,
+        }

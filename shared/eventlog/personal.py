@@ -1,0 +1,152 @@
+"""Per-subject encryption of personal data (crypto-shredding).
+
+Each data subject (a resident) has its own AES-256-GCM key in a key store kept apart from the log.
+Personal fields are encrypted before the record is hashed; destroying the key makes them
+unreadable for good while every hash in the chain still verifies.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, select, update
+from sqlalchemy.engine import Engine
+
+from shared.eventlog.chain import dumps
+from shared.eventlog.model import ForgottenSubjectError
+
+ENCRYPTED = "$enc"
+key_metadata = MetaData()
+subject_keys = Table(
+    "subject_keys",
+    key_metadata,
+    Column("subject", String(200), primary_key=True),
+    Column("key", LargeBinary, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("erased_at", DateTime(timezone=True), nullable=True),
+)
+
+
+class KeyStore:
+    """Subject keys in their own table (and, if configured, their own database)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        key_metadata.create_all(engine)
+
+    def key_for_writing(self, subject: str) -> bytes:
+        """The subject's key, made on first use; refused once the subject was forgotten."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(subject_keys.c.key, subject_keys.c.erased_at).where(
+                    subject_keys.c.subject == subject
+                )
+            ).first()
+            if row is None:
+                key = AESGCM.generate_key(bit_length=256)
+                conn.execute(
+                    subject_keys.insert().values(
+                        subject=subject, key=key, created_at=datetime.now(UTC)
+                    )
+                )
+                return key
+        if row.erased_at is not None:
+            raise ForgottenSubjectError(f"subject {subject!r} was forgotten; use a new id")
+        return bytes(row.key)
+
+    def keys(self, subjects: Iterable[str]) -> dict[str, bytes | None]:
+        """Keys of several subjects at once (None where erased or never made)."""
+        wanted = set(subjects)
+        if not wanted:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(subject_keys.c.subject, subject_keys.c.key).where(
+                    subject_keys.c.subject.in_(wanted)
+                )
+            ).all()
+        found = {r.subject: (bytes(r.key) if r.key is not None else None) for r in rows}
+        return {s: found.get(s) for s in wanted}
+
+    def erase(self, subject: str) -> bool:
+        """Destroy the subject's key; True if there was one to destroy."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(subject_keys)
+                .where(subject_keys.c.subject == subject, subject_keys.c.key.is_not(None))
+                .values(key=None, erased_at=datetime.now(UTC))
+            )
+            if result.rowcount == 0:
+                exists = conn.execute(
+                    select(subject_keys.c.subject).where(subject_keys.c.subject == subject)
+                ).first()
+                if exists is None:  # remember the erasure so the id can't be reused
+                    conn.execute(
+                        subject_keys.insert().values(
+                            subject=subject, key=None, created_at=datetime.now(UTC),
+                            erased_at=datetime.now(UTC),
+                        )
+                    )
+            return result.rowcount > 0
+
+
+def _split(path: str) -> tuple[list[str], str]:
+    parts = path.split(".")
+    return parts[:-1], parts[-1]
+
+
+def _parent(data: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:
+    head, leaf = _split(path)
+    node: Any = data
+    for part in head:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return None, leaf
+    return (node if isinstance(node, dict) else None), leaf
+
+
+def encrypt(data: dict[str, Any], paths: tuple[str, ...], key: bytes, aad: str) -> dict[str, Any]:
+    """A copy of `data` with each present path's value replaced by its ciphertext."""
+    out = json.loads(dumps(data))
+    for path in paths:
+        parent, leaf = _parent(out, path)
+        if parent is None or leaf not in parent:
+            continue
+        nonce = os.urandom(12)
+        sealed = AESGCM(key).encrypt(
+            nonce, dumps(parent[leaf]).encode(), f"{aad}|{path}".encode()
+        )
+        parent[leaf] = {ENCRYPTED: base64.b64encode(nonce + sealed).decode()}
+    return out
+
+
+def decrypt(
+    data: dict[str, Any], paths: tuple[str, ...], key: bytes | None, aad: str
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Plain data and the paths that had to be redacted (key erased) as None."""
+    redacted: list[str] = []
+    for path in paths:
+        parent, leaf = _parent(data, path)
+        sealed = parent.get(leaf) if parent is not None else None
+        if parent is None or not isinstance(sealed, dict) or ENCRYPTED not in sealed:
+            continue
+        if key is None:
+            parent[leaf] = None
+            redacted.append(path)
+            continue
+        blob = base64.b64decode(parent[leaf][ENCRYPTED])
+        try:
+            plain = AESGCM(key).decrypt(blob[:12], blob[12:], f"{aad}|{path}".encode())
+        except InvalidTag:  # moved or altered ciphertext: never hand out a wrong value
+            parent[leaf] = None
+            redacted.append(path)
+            continue
+        parent[leaf] = json.loads(plain)
+    return data, tuple(redacted)

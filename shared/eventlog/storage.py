@@ -1,0 +1,154 @@
+"""Tables, triggers and engine set-up for SQLite and PostgreSQL.
+
+SQLite runs in WAL mode with synchronous=FULL so an acknowledged append survives a power cut;
+appends take `BEGIN IMMEDIATE`, which serialises writers. PostgreSQL takes an EXCLUSIVE table
+lock for the append transaction (readers are not blocked), so positions commit in order and a
+reader tailing by position never skips one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Computed,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import Engine
+
+# The log stores each record as the exact canonical JSON that was hashed (`record`); the
+# columns that queries need are generated from it by the database, so they can never disagree
+# with what the chain vouches for.
+GENERATED = {
+    "sqlite": {
+        "stream": "json_extract(record, '$.stream')",
+        "version": "json_extract(record, '$.version')",
+        "type": "json_extract(record, '$.type')",
+        "command_id": "json_extract(record, '$.command_id')",
+        "recorded_at": "json_extract(record, '$.recorded_at')",
+    },
+    "postgresql": {
+        "stream": "(record::jsonb ->> 'stream')",
+        "version": "((record::jsonb ->> 'version')::integer)",
+        "type": "(record::jsonb ->> 'type')",
+        "command_id": "(record::jsonb ->> 'command_id')",
+        "recorded_at": "(record::jsonb ->> 'recorded_at')",
+    },
+}
+
+
+def log_table(dialect: str) -> Table:
+    """The log table for a dialect (the generated-column expressions differ)."""
+    expr = GENERATED["postgresql" if dialect == "postgresql" else "sqlite"]
+    return Table(
+        "event_log",
+        MetaData(),
+        Column("position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+               autoincrement=False),
+        Column("record", Text, nullable=False),
+        Column("prev_hash", String(64), nullable=False),
+        Column("hash", String(64), nullable=False),
+        Column("stream", String(200), Computed(expr["stream"], persisted=True)),
+        Column("version", Integer, Computed(expr["version"], persisted=True)),
+        Column("type", String(200), Computed(expr["type"], persisted=True)),
+        Column("command_id", String(200), Computed(expr["command_id"], persisted=True)),
+        Column("recorded_at", String(40), Computed(expr["recorded_at"], persisted=True)),
+        UniqueConstraint("stream", "version", name="uq_event_log_stream_version"),
+        Index("ix_event_log_command_id", "command_id"),
+    )
+
+
+SQLITE_TRIGGERS = [
+    "CREATE TRIGGER IF NOT EXISTS event_log_no_update BEFORE UPDATE ON event_log "
+    "BEGIN SELECT RAISE(ABORT, 'event_log is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS event_log_no_delete BEFORE DELETE ON event_log "
+    "BEGIN SELECT RAISE(ABORT, 'event_log is append-only: DELETE refused'); END",
+]
+POSTGRES_TRIGGERS = [
+    "CREATE OR REPLACE FUNCTION event_log_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN RAISE EXCEPTION 'event_log is append-only: % refused', TG_OP; END $$",
+    "CREATE OR REPLACE TRIGGER event_log_no_update BEFORE UPDATE OR DELETE ON event_log "
+    "FOR EACH ROW EXECUTE FUNCTION event_log_refuse()",
+    "CREATE OR REPLACE TRIGGER event_log_no_truncate BEFORE TRUNCATE ON event_log "
+    "FOR EACH STATEMENT EXECUTE FUNCTION event_log_refuse()",
+]
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine with the durability and locking settings the log relies on."""
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _tune_sqlite(engine)
+    return engine
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN itself
+        cur = dbapi_conn.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000"):
+            cur.execute(f"PRAGMA {pragma}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the log table and its append-only triggers (idempotent, safe across processes)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('grassroots.event_log'))"))
+        log_table(engine.dialect.name).metadata.create_all(conn)
+        triggers = POSTGRES_TRIGGERS if engine.dialect.name == "postgresql" else SQLITE_TRIGGERS
+        for ddl in triggers:
+            conn.exec_driver_sql(ddl)
+
+
+READ = "position, record, prev_hash, hash"
+
+
+class Statements:
+    """The log's hot-path SQL, rendered once per dialect and run on the pooled DBAPI cursor.
+
+    Append and page reads bypass SQLAlchemy's result machinery: it costs more than the
+    statement itself at the rates the log is asked to sustain (see `grassroots bench log`).
+    """
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        mark = "?" if dialect == "sqlite" else "%s"
+        self.by_command = (
+            f"SELECT position FROM event_log WHERE command_id = {mark} ORDER BY position"
+        )
+        self.head = (
+            "SELECT (SELECT COALESCE(MAX(version), 0) FROM event_log WHERE stream = "
+            f"{mark}), h.position, h.hash, h.recorded_at FROM (SELECT 1 AS one) AS o "
+            "LEFT JOIN (SELECT position, hash, recorded_at FROM event_log "
+            "ORDER BY position DESC LIMIT 1) AS h ON 1 = 1"
+        )
+        self.insert = f"INSERT INTO event_log ({READ}) VALUES ({mark}, {mark}, {mark}, {mark})"
+        self.page = (
+            f"SELECT {READ} FROM event_log WHERE position > {mark} ORDER BY position LIMIT {mark}"
+        )
+        self.stream = f"SELECT {READ} FROM event_log WHERE stream = {mark} ORDER BY version"
+
+    def begin_append(self, cur: Any) -> None:
+        """Take the single-writer lock that keeps positions in commit order."""
+        if self.dialect == "sqlite":
+            cur.execute("BEGIN IMMEDIATE")
+        else:
+            cur.execute("LOCK TABLE event_log IN EXCLUSIVE MODE")
