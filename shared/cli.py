@@ -1,0 +1,91 @@
+"""The `grassroots` command: run, inspect, operate and measure the platform."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)  # eventlet, nameko on import
+
+
+def _up(_args: argparse.Namespace) -> int:
+    from shared.platform import up
+
+    return up()
+
+
+def _status(_args: argparse.Namespace) -> int:
+    from shared.platform import status
+
+    return status()
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from shared.auth import create_token_cli
+
+    return create_token_cli(args.role, cadre_id=args.cadre, unit_id=args.unit)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from shared.demo import run_demo
+
+    return run_demo(api=args.api, month=args.month, seed=args.seed)
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from shared.operations import rebuild
+
+    return rebuild(args.projection)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from shared.bench import main as bench_main
+
+    return bench_main([args.what, "--events", str(args.events)])
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="grassroots", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def command(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
+                into: argparse._SubParsersAction = sub) -> argparse.ArgumentParser:
+        p = into.add_parser(name, help=help_, description=help_)
+        p.set_defaults(fn=fn)
+        return p
+
+    command("up", _up, "start the broker (if needed) and every service; Ctrl-C stops them")
+    command("status", _status, "broker, services, log positions, relay and view lag")
+    token = sub.add_parser("token", help="API bearer tokens").add_subparsers(
+        dest="token_command", required=True)
+    create = command("create", _token_create, "create a bearer token (printed once)", token)
+    create.add_argument("--role", required=True,
+                        choices=["operator", "cadre", "head", "supervisor", "auditor"])
+    create.add_argument("--cadre", help="the cadre id (role cadre)")
+    create.add_argument("--unit", help="the unit id (role head)")
+    demo = command("demo", _demo, "load a sample district month through the API")
+    demo.add_argument("--api", default=None, help="API address (default: the running `up`)")
+    demo.add_argument("--month", default=None, help="YYYY-MM (default: last month)")
+    demo.add_argument("--seed", type=int, default=7)
+    projections = sub.add_parser("projections", help="operate projections").add_subparsers(
+        dest="projections_command", required=True)
+    rebuild = command("rebuild", _rebuild, "rebuild a projection from the logs", projections)
+    rebuild.add_argument("projection", choices=["compliance"])
+    bench = command("bench", _bench, "benchmarks, printed as JSON")
+    bench.add_argument("what", choices=["log"])
+    bench.add_argument("--events", type=int, default=20000)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

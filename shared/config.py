@@ -1,0 +1,28 @@
+"""Service configuration: each service's `config.yml`, read the way `nameko run` reads it.
+
+Values are `${VAR:default}` substitutions, so operators configure everything through
+environment variables (see docker-compose.yml); the CLI and tests read the same files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from nameko.cli.main import setup_yaml_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("visits", "compliance", "gateway")
+WRITE_SERVICES = ("visits",)
+
+
+def config_path(service: str) -> Path:
+    return ROOT / "services" / service / "config.yml"
+
+
+def load_config(service: str) -> dict[str, Any]:
+    """The service's configuration with the current environment substituted."""
+    setup_yaml_parser()
+    with open(config_path(service), encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}

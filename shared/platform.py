@@ -1,0 +1,220 @@
+"""`grassroots up` and `grassroots status`: run every service locally and report on them.
+
+`up` keeps all state under var/: SQLite databases, the broker's data (when it starts one),
+logs, the signing key and the API tokens. A lock file stops a second `up` from starting the
+same services twice on the same databases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import requests
+
+from shared.broker import LocalRabbit, amqp_answers
+from shared.config import ROOT, SERVICES
+from shared.eventlog import Signer
+
+VAR = Path(os.environ.get("GRASSROOTS_VAR", ROOT / "var"))
+STATE = VAR / "up.json"
+
+
+def signing_key() -> str:
+    """The key that signs log checkpoints: GRASSROOTS_SIGNING_KEY, else one kept in var/."""
+    if os.environ.get("GRASSROOTS_SIGNING_KEY"):
+        return os.environ["GRASSROOTS_SIGNING_KEY"]
+    path = VAR / "signing.key"
+    if not path.exists():
+        VAR.mkdir(parents=True, exist_ok=True)
+        path.write_text(Signer.generate() + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Platform:
+    """The processes `up` started, so that Ctrl-C stops exactly those."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self.out = out
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.rabbit: LocalRabbit | None = None
+        self.amqp_uri = ""
+        self.api = os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:8000")
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def start_broker(self) -> None:
+        uri = os.environ.get("AMQP_URI")
+        if uri and amqp_answers(uri):
+            self.amqp_uri = uri
+            self.say(f"broker: using {uri.split('@')[-1]}")
+            return
+        port = int(os.environ.get("GRASSROOTS_AMQP_PORT", "5672"))
+        rabbit = LocalRabbit(VAR / "rabbitmq", port, f"grassroots-{port}")
+        if amqp_answers(rabbit.uri):
+            self.amqp_uri = rabbit.uri  # left running by an earlier `up` that was killed
+            self.say(f"broker: reusing the local RabbitMQ node on 127.0.0.1:{port}")
+            self.rabbit = rabbit
+            return
+        self.say(f"broker: starting a local RabbitMQ node on 127.0.0.1:{port} ...")
+        rabbit.start()
+        self.rabbit, self.amqp_uri = rabbit, rabbit.uri
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(AMQP_URI=self.amqp_uri, GRASSROOTS_SIGNING_KEY=signing_key(),
+                   GATEWAY_ADDRESS=self.api, PYTHONWARNINGS="ignore::DeprecationWarning")
+        return env
+
+    def start_service(self, name: str) -> None:
+        logs = VAR / "log"
+        logs.mkdir(parents=True, exist_ok=True)
+        out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "nameko", "run", "--config",
+             str(ROOT / "services" / name / "config.yml"), f"services.{name}.service"],
+            cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"http://{self.api}/healthz"
+        while time.monotonic() < deadline:
+            self.check_children()
+            with contextlib.suppress(requests.RequestException):
+                reply = requests.get(url, timeout=2)
+                if reply.status_code == 200 and reply.json().get("ok"):
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"services not ready after {timeout:.0f}s: see {VAR / 'log'}")
+
+    def check_children(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"service {name} exited with {proc.returncode}: see {VAR / 'log' / name}.log"
+                )
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"{name} did not stop in time: killed")
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+        if self.rabbit is not None:
+            self.say("broker: stopping the local RabbitMQ node")
+            self.rabbit.stop()
+            self.rabbit = None
+
+
+@contextlib.contextmanager
+def single_instance() -> Any:
+    """Refuse to run while another `up` holds var/up.lock."""
+    VAR.mkdir(parents=True, exist_ok=True)
+    lock = open(VAR / "up.lock", "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        pid = lock.read().strip() or "?"
+        raise SystemExit(f"Grassroots is already running (pid {pid}); stop it with Ctrl-C "
+                         "there first.") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    try:
+        yield
+    finally:
+        lock.close()
+
+
+def up() -> int:
+    """Start broker and services, print how to use the API, stop everything on Ctrl-C."""
+    with single_instance():
+        platform = Platform()
+        stopping = False
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            platform.start_broker()
+            for name in SERVICES:
+                platform.start_service(name)
+            platform.say(f"services: starting {', '.join(SERVICES)} (logs in {VAR / 'log'}) ...")
+            platform.wait_ready()
+            STATE.write_text(json.dumps({"amqp_uri": platform.amqp_uri, "api": platform.api,
+                                         "pid": os.getpid()}))
+            platform.say(
+                f"\nGrassroots is up.\n  API:     http://{platform.api}/api/v1\n"
+                f"  OpenAPI: http://{platform.api}/api/v1/openapi.json\n"
+                "  Token:   .venv/bin/grassroots token create --role operator\n"
+                "  Status:  .venv/bin/grassroots status\n  Demo:    .venv/bin/grassroots demo\n"
+                "Press Ctrl-C to stop."
+            )
+            while not stopping:
+                platform.check_children()
+                time.sleep(0.5)
+            platform.say("\nstopping ...")
+            return 0
+        except RuntimeError as exc:
+            platform.say(f"error: {exc}")
+            return 1
+        finally:
+            platform.stop()
+            with contextlib.suppress(FileNotFoundError):
+                STATE.unlink()
+            platform.say("stopped.")
+
+
+def amqp_uri() -> str:
+    """The broker of the running platform (var/up.json), else AMQP_URI, else the default."""
+    if STATE.exists():
+        return json.loads(STATE.read_text())["amqp_uri"]
+    return os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def status(out: TextIO = sys.stdout) -> int:
+    """Broker reachable, each service alive, log positions, relay and view lag."""
+    from shared.rpc import cluster
+
+    uri = amqp_uri()
+    if not amqp_answers(uri):
+        print(f"broker: unreachable at {uri.split('@')[-1]} (is `make up` running?)", file=out)
+        return 1
+    print(f"broker: ok ({uri.split('@')[-1]})", file=out)
+    healthy = True
+    with cluster(uri, timeout=5) as rpc:
+        for name in SERVICES:
+            if name == "gateway":
+                continue
+            try:
+                report = getattr(rpc, name).status()
+            except Exception as exc:  # a dead service times out: say which
+                print(f"{name}: DOWN ({type(exc).__name__})", file=out)
+                healthy = False
+                continue
+            print(f"{name}: up  {json.dumps(report, sort_keys=True)}", file=out)
+    return 0 if healthy else 1

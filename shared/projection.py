@@ -1,0 +1,157 @@
+"""Views are folds: projection machinery shared by every read model.
+
+A projection turns records into rows (`apply`); the projector applies records idempotently,
+storing each source log's checkpoint in the same transaction as the rows it produced. Live
+delivery, catching up, rebuilding from scratch and building *as of* an instant all go through
+`Projector.apply_batch`: one code path. A projection may fold several services' logs: its
+checkpoints are kept per source.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
+
+from shared.eventlog import Record
+from shared.eventlog.storage import make_engine
+
+checkpoint_metadata = MetaData()
+projection_checkpoints = Table(
+    "projection_checkpoints",
+    checkpoint_metadata,
+    Column("projection", String(100), primary_key=True),
+    Column("source", String(100), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+# Read `limit` records of `source` after a position, optionally only those recorded by `until`.
+Fetch = Callable[[str, int, int, datetime | None], Sequence[Record]]
+Progress = Callable[[str, int], None]
+
+
+class Projection(Protocol):
+    name: str
+    sources: tuple[str, ...]
+    metadata: MetaData
+
+    def apply(self, conn: Connection, record: Record) -> None:
+        """Change the view's rows for one record (called once per record, in order)."""
+
+
+class Projector:
+    """Applies records to one projection's tables, exactly once per position and source."""
+
+    def __init__(self, projection: Projection, engine: Engine) -> None:
+        self.projection = projection
+        self.engine = engine
+        self._lock = threading.RLock()
+        projection.metadata.create_all(engine)
+        checkpoint_metadata.create_all(engine)
+
+    @classmethod
+    def open(cls, projection: Projection, url: str) -> Projector:
+        return cls(projection, make_engine(url))
+
+    @classmethod
+    def in_memory(cls, projection: Projection) -> Projector:
+        """A throwaway projector, for views built as of an instant."""
+        engine = make_engine("sqlite://", poolclass=StaticPool,
+                             connect_args={"check_same_thread": False})
+        return cls(projection, engine)
+
+    def checkpoints(self) -> dict[str, int]:
+        c = projection_checkpoints.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.source, c.position).where(
+                c.projection == self.projection.name)).all()
+        found = {r.source: r.position for r in rows}
+        return {source: found.get(source, 0) for source in self.projection.sources}
+
+    def apply_batch(self, records: Iterable[Record]) -> tuple[int, bool]:
+        """Apply records in order, in one transaction; returns (applied, stopped_at_gap).
+
+        A record at or below its source's checkpoint is a redelivery and changes nothing; one
+        beyond checkpoint + 1 means something was missed: stop, so the caller catches up.
+        """
+        applied, gap = 0, False
+        with self._lock, self.engine.begin() as conn:
+            positions = self._positions(conn)
+            for record in records:
+                if record.source not in positions:
+                    continue  # not a log this projection folds
+                last = positions[record.source]
+                if record.position <= last:
+                    continue
+                if record.position != last + 1:
+                    gap = True
+                    break
+                self.projection.apply(conn, record)
+                positions[record.source] = record.position
+                applied += 1
+            if applied:
+                self._save(conn, positions)
+        return applied, gap
+
+    def _positions(self, conn: Connection) -> dict[str, int]:
+        c = projection_checkpoints.c
+        rows = conn.execute(select(c.source, c.position).where(
+            c.projection == self.projection.name)).all()
+        found = {r.source: r.position for r in rows}
+        return {source: found.get(source, 0) for source in self.projection.sources}
+
+    def _save(self, conn: Connection, positions: dict[str, int]) -> None:
+        c = projection_checkpoints.c
+        for source, position in positions.items():
+            done = conn.execute(update(projection_checkpoints).where(
+                c.projection == self.projection.name, c.source == source
+            ).values(position=position)).rowcount
+            if not done:
+                conn.execute(projection_checkpoints.insert().values(
+                    projection=self.projection.name, source=source, position=position))
+
+    def catch_up(
+        self, fetch: Fetch, *, until: datetime | None = None, page: int = 500,
+        progress: Progress | None = None,
+    ) -> int:
+        """Pull every source's log from the checkpoint on and apply it; returns how many."""
+        total = 0
+        with self._lock:
+            for source in self.projection.sources:
+                while True:
+                    after = self.checkpoints()[source]
+                    records = fetch(source, after, page, until)
+                    if not records:
+                        break
+                    applied, _ = self.apply_batch(records)
+                    total += applied
+                    if progress is not None:
+                        progress(source, records[-1].position)
+                    if applied == 0:
+                        break
+        return total
+
+    def reset(self) -> None:
+        """Drop the view and its checkpoints: the next catch-up rebuilds from scratch."""
+        with self._lock:
+            self.projection.metadata.drop_all(self.engine)
+            with self.engine.begin() as conn:
+                conn.execute(projection_checkpoints.delete().where(
+                    projection_checkpoints.c.projection == self.projection.name))
+            self.projection.metadata.create_all(self.engine)
+
+    def rebuild(self, fetch: Fetch, progress: Progress | None = None) -> int:
+        with self._lock:
+            self.reset()
+            return self.catch_up(fetch, progress=progress)
+
+
+def build_as_of(projection: Projection, fetch: Fetch, instant: datetime) -> Projector:
+    """The view as it stood at `instant`, built with the same code as the live one."""
+    projector = Projector.in_memory(projection)
+    projector.catch_up(fetch, until=instant)
+    return projector

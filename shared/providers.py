@@ -1,0 +1,132 @@
+"""nameko dependency providers every service uses: its event log (with the relay running
+beside it), its projector, the campaign policy, and a log reader over RPC for catching up."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+
+from shared.eventlog import EventLog, Record
+from shared.policy import Policy, load_policy
+from shared.projection import Fetch, Projection, Projector
+from shared.relay import Relay
+
+
+class EventStore(DependencyProvider):
+    """The service's own log (config DATABASE_URL, KEYS_DATABASE_URL), and its relay.
+
+    The relay runs as a managed thread of the service container; an append made through
+    this log wakes it at once, so publishing latency is not the poll interval.
+    """
+
+    def __init__(self, relay: bool = True) -> None:
+        self.with_relay = relay
+        self.log: EventLog
+        self.relay: Relay | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+
+    def setup(self) -> None:
+        config = self.container.config
+        self.log = EventLog.open(
+            config["DATABASE_URL"],
+            service=self.container.service_name,
+            keys_url=config.get("KEYS_DATABASE_URL") or None,
+        )
+        if self.with_relay:
+            self.relay = Relay(self.log, config["AMQP_URI"])
+            self.log.subscribe(lambda _position: self._wake.set())
+
+    def start(self) -> None:
+        if self.relay is not None:
+            poll = float(self.container.config.get("RELAY_POLL_SECONDS") or 1.0)
+            self.container.spawn_managed_thread(
+                lambda: self.relay.run(lambda: self._stopping, self._wait, poll),  # type: ignore[union-attr]
+                identifier="relay",
+            )
+
+    def _wait(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def get_dependency(self, worker_ctx: Any) -> EventLog:
+        return self.log
+
+
+class ProjectorProvider(DependencyProvider):
+    """A projection's store in the service's own database (config DATABASE_URL)."""
+
+    def __init__(self, projection: Projection) -> None:
+        self.projection = projection
+        self.projector: Projector
+
+    def setup(self) -> None:
+        self.projector = Projector.open(self.projection, self.container.config["DATABASE_URL"])
+
+    def get_dependency(self, worker_ctx: Any) -> Projector:
+        return self.projector
+
+
+class PolicyProvider(DependencyProvider):
+    """The campaign policy file named by config POLICY (or GRASSROOTS_POLICY)."""
+
+    def setup(self) -> None:
+        self.policy = load_policy(self.container.config.get("POLICY") or None)
+
+    def get_dependency(self, worker_ctx: Any) -> Policy:
+        return self.policy
+
+
+def rpc_fetch(proxies: dict[str, Any]) -> Fetch:
+    """A `Fetch` reading each source's log through its `read_log` RPC."""
+
+    def fetch(source: str, after: int, limit: int, until: datetime | None) -> Sequence[Record]:
+        events = proxies[source].read_log(
+            after=after, limit=limit, until=until.isoformat() if until else None
+        )
+        return [Record.from_cloudevent(e) for e in events]
+
+    return fetch
+
+
+def log_fetch(logs: dict[str, EventLog]) -> Fetch:
+    """A `Fetch` reading logs directly (in-process tools, tests, the as-of CLI)."""
+
+    def fetch(source: str, after: int, limit: int, until: datetime | None) -> Sequence[Record]:
+        log = logs[source]
+        if until is None:
+            return list(log.read(after=after, limit=limit))
+        records: list[Record] = []
+        for record in log.read_until(until, after=after):
+            records.append(record)
+            if len(records) >= limit:
+                break
+        return records
+
+    return fetch
+
+
+ReadLog = Callable[..., list[dict[str, Any]]]
+
+
+def read_log(log: EventLog, after: int, limit: int, until: str | None) -> list[dict[str, Any]]:
+    """The body of every write service's `read_log` RPC: a page of CloudEvents.
+
+    Personal fields are withheld, as on the bus; `limit` is capped to keep replies small.
+    """
+    limit = max(1, min(int(limit), 2000))
+    records = log_fetch({log.service: log})(
+        log.service, int(after), limit, datetime.fromisoformat(until) if until else None
+    )
+    return [r.to_cloudevent(personal=False) for r in records]

@@ -1,0 +1,173 @@
+"""The relay: the log is the outbox.
+
+It publishes committed events to the service's topic exchange (routing key = event type) as
+persistent CloudEvents messages, waits for the broker's publisher confirm, and only then
+advances its checkpoint, in the service's own database. Delivery is therefore at least once;
+consumers are idempotent. A lease row makes sure one relay per log publishes at a time when a
+service is scaled out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from kombu import Connection, Exchange, Producer
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, select, update
+from sqlalchemy.engine import Engine
+
+from shared import wire
+from shared.eventlog import EventLog
+
+log = logging.getLogger(__name__)
+metadata = MetaData()
+relay_checkpoints = Table(
+    "relay_checkpoints",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("owner", String(200), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+)
+LEASE = timedelta(seconds=15)
+
+
+def event_exchange(service: str) -> Exchange:
+    """Declared exactly as nameko declares it, so dispatchers and handlers agree."""
+    return Exchange(wire.exchange_name(service), type="topic", durable=True, delivery_mode=2)
+
+
+class Checkpoints:
+    """The relay's position and lease in the service database (mutable, unlike the log)."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self.engine, self.name = engine, name
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            if conn.execute(select(relay_checkpoints.c.name).where(
+                    relay_checkpoints.c.name == name)).first() is None:
+                conn.execute(relay_checkpoints.insert().values(name=name, position=0))
+
+    def position(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(relay_checkpoints.c.position).where(
+                relay_checkpoints.c.name == self.name)).scalar_one()
+
+    def advance(self, position: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(relay_checkpoints).where(
+                relay_checkpoints.c.name == self.name,
+                relay_checkpoints.c.position < position,
+            ).values(position=position))
+
+    def acquire(self) -> bool:
+        """Take or renew the lease; False while another live relay holds it."""
+        now = datetime.now(UTC)
+        c = relay_checkpoints.c
+        with self.engine.begin() as conn:
+            result = conn.execute(update(relay_checkpoints).where(
+                c.name == self.name,
+                (c.owner == self.owner) | c.owner.is_(None) | (c.lease_until < now),
+            ).values(owner=self.owner, lease_until=now + LEASE))
+        return result.rowcount == 1
+
+    def release(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(relay_checkpoints).where(
+                relay_checkpoints.c.name == self.name, relay_checkpoints.c.owner == self.owner
+            ).values(owner=None, lease_until=None))
+
+
+class Relay:
+    """Publishes a log's events in order, with confirms, resuming from its checkpoint."""
+
+    def __init__(self, log: EventLog, amqp_uri: str, *, batch: int = 500) -> None:
+        self.log = log
+        self.amqp_uri = amqp_uri
+        self.batch = batch
+        self.checkpoints = Checkpoints(log.engine, f"relay:{log.service}")
+        self.exchange = event_exchange(log.service)
+        self._connection: Connection | None = None
+        self._producer: Producer | None = None
+
+    def _ensure_producer(self) -> Producer:
+        if self._producer is None:
+            self._connection = Connection(
+                self.amqp_uri, transport_options={"confirm_publish": True}
+            )
+            channel = self._connection.channel()
+            self.exchange(channel).declare()
+            self._producer = Producer(channel, exchange=self.exchange)
+        return self._producer
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.release()
+        self._connection = self._producer = None
+
+    def lag(self) -> int:
+        return self.log.last_position() - self.checkpoints.position()
+
+    def publish_pending(self) -> int:
+        """One pass: publish what the checkpoint has not covered; return how many were sent.
+
+        Each publish blocks until the broker confirms it; the checkpoint moves after the
+        batch is confirmed. A crash in between re-sends the batch: at least once.
+        """
+        after = self.checkpoints.position()
+        records = list(self.log.read(after=after, limit=self.batch))
+        if not records:
+            return 0
+        producer = self._ensure_producer()
+        try:
+            for record in records:
+                event = record.to_cloudevent(personal=False)
+                producer.publish(
+                    wire.encode(event),
+                    routing_key=record.type,
+                    content_type=wire.CONTENT_TYPE,
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    message_id=record.event_id,
+                    headers={"ce-sequence": event["sequence"]},
+                )
+        except Exception:
+            self.close()  # a broken connection is rebuilt on the next pass
+            raise
+        self.checkpoints.advance(records[-1].position)
+        return len(records)
+
+    def run(
+        self, stopped: Callable[[], bool], wait: Callable[[float], None],
+        poll_interval: float = 1.0,
+    ) -> None:
+        """Publish until `stopped()`; `wait(seconds)` returns early when an append wakes it."""
+        backoff = poll_interval
+        while not stopped():
+            try:
+                if not self.checkpoints.acquire():
+                    wait(LEASE.total_seconds() / 3)
+                    continue
+                sent = self.publish_pending()
+                backoff = poll_interval
+                if sent < self.batch:
+                    wait(poll_interval)
+            except Exception as exc:  # broker or database away: keep trying, say so once
+                log.warning("relay %s: %s; retrying in %.1fs", self.log.service, exc, backoff)
+                wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+        self.checkpoints.release()
+        self.close()
+
+
+def drain(relay: Relay, timeout: float = 30.0) -> None:
+    """Publish until the relay has caught up with the log (used by tools and tests)."""
+    deadline = time.monotonic() + timeout
+    while relay.publish_pending() or relay.lag():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"relay still {relay.lag()} events behind after {timeout}s")
