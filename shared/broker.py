@@ -29,7 +29,8 @@ HOST = "127.0.0.1"
 def amqp_answers(uri: str, timeout: float = 2.0) -> bool:
     """True when an AMQP broker completes a handshake (and login) at uri within timeout.
 
-    A bare TCP connect is not enough: RabbitMQ opens its port before it accepts logins.
+    A bare TCP connect is not enough: only a completed login shows that the broker is ready
+    and that the credentials in uri work.
     """
     with kombu.Connection(uri, connect_timeout=timeout) as conn:
         try:

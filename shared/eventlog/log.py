@@ -208,6 +208,10 @@ class EventLog:
         finally:
             raw.close()
 
+    def find_command(self, command_id: str) -> list[int]:
+        """Positions of the events a command id produced (empty if the log has none)."""
+        return [row[0] for row in self._fetch(self._sql.by_command, (command_id,))]
+
     def head(self) -> tuple[int, str]:
         """(position, hash) of the last record; (0, genesis) for an empty log."""
         _, position, hash_, _ = self._fetch(self._sql.head, ("",))[0]

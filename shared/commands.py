@@ -1,0 +1,96 @@
+"""The service layer every write service shares: load a command, decide it against the
+stream's history, append the result with an expected version.
+
+Deciding is pure (each service's `domain.py`); this module does the I/O around it. A retry
+carrying a command id the log already holds returns the original records without deciding
+again, so a retried request never turns into a conflict with itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from marshmallow import Schema, ValidationError
+
+from shared.errors import Conflict, Invalid
+from shared.eventlog import ConcurrencyError, EventLog, NewEvent, Record
+
+S = TypeVar("S")
+Decide = Callable[[list[Record]], list[NewEvent]]
+RETRIES = 3
+
+
+def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error map as `{"a.b": [reasons]}`: one field name per reason."""
+    if isinstance(messages, Mapping):
+        out: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix and key != "_schema" else (prefix or str(key))
+            for field, reasons in flatten(value, name).items():
+                out.setdefault(field, []).extend(reasons)
+        return out
+    if isinstance(messages, list | tuple):
+        return {prefix or "_schema": [str(m) for m in messages]}
+    return {prefix or "_schema": [str(messages)]}
+
+
+def load(schema: type[Schema], payload: Any) -> dict[str, Any]:
+    """Validate a wire payload; bad input raises `Invalid` naming each field and reason."""
+    if not isinstance(payload, Mapping):
+        raise Invalid({"body": ["must be a JSON object"]})
+    try:
+        return schema().load(dict(payload))
+    except ValidationError as exc:
+        raise Invalid(flatten(exc.messages)) from None
+
+
+def execute(
+    log: EventLog, stream: str, decide: Decide, *, command_id: str | None,
+    actor: str | None,
+) -> list[Record]:
+    """Decide and append; return the records the command produced (or produced before)."""
+    for attempt in range(RETRIES):
+        if command_id is not None:
+            done = log.find_command(command_id)
+            if done:
+                return records_at(log, done)
+        history = log.read_stream(stream)
+        events = decide(history)
+        if not events:
+            return []
+        try:
+            positions = log.append(
+                stream, events, expected_version=history[-1].version if history else 0,
+                command_id=command_id, actor=actor,
+            )
+        except ConcurrencyError as exc:
+            if attempt == RETRIES - 1:
+                raise Conflict(f"{stream} kept changing while this was decided ({exc}); "
+                               "try again") from None
+            continue
+        return records_at(log, positions)
+    raise AssertionError("unreachable")
+
+
+def records_at(log: EventLog, positions: Sequence[int]) -> list[Record]:
+    return list(log.read(after=positions[0] - 1, limit=len(positions)))
+
+
+class MemoryFold(Generic[S]):
+    """State folded from a whole log and kept up to date in memory (e.g. the roster).
+
+    Cheap to ask for: each call reads only what was appended since the last.
+    """
+
+    def __init__(self, initial: S, step: Callable[[S, Record], S]) -> None:
+        self._state, self._step, self._position = initial, step, 0
+        self._lock = threading.Lock()
+
+    def current(self, log: EventLog) -> S:
+        with self._lock:
+            for record in log.read(after=self._position):
+                self._state = self._step(self._state, record)
+                self._position = record.position
+            return self._state
