@@ -10,6 +10,7 @@ from typing import Any
 
 from nameko.extensions import DependencyProvider
 
+from shared.commands import MemoryFold
 from shared.eventlog import EventLog, Record
 from shared.policy import Policy, load_policy
 from shared.projection import Fetch, Projection, Projector
@@ -78,6 +79,19 @@ class ProjectorProvider(DependencyProvider):
         return self.projector
 
 
+class Fold(DependencyProvider):
+    """State folded in memory from the service's own log, shared by its workers."""
+
+    def __init__(self, initial: Callable[[], Any], step: Callable[[Any, Record], Any]) -> None:
+        self.initial, self.step = initial, step
+
+    def setup(self) -> None:
+        self.fold = MemoryFold(self.initial(), self.step)
+
+    def get_dependency(self, worker_ctx: Any) -> MemoryFold[Any]:
+        return self.fold
+
+
 class PolicyProvider(DependencyProvider):
     """The campaign policy file named by config POLICY (or GRASSROOTS_POLICY)."""
 
@@ -86,18 +100,6 @@ class PolicyProvider(DependencyProvider):
 
     def get_dependency(self, worker_ctx: Any) -> Policy:
         return self.policy
-
-
-def rpc_fetch(proxies: dict[str, Any]) -> Fetch:
-    """A `Fetch` reading each source's log through its `read_log` RPC."""
-
-    def fetch(source: str, after: int, limit: int, until: datetime | None) -> Sequence[Record]:
-        events = proxies[source].read_log(
-            after=after, limit=limit, until=until.isoformat() if until else None
-        )
-        return [Record.from_cloudevent(e) for e in events]
-
-    return fetch
 
 
 def log_fetch(logs: dict[str, EventLog]) -> Fetch:
@@ -130,3 +132,73 @@ def read_log(log: EventLog, after: int, limit: int, until: str | None) -> list[d
         log.service, int(after), limit, datetime.fromisoformat(until) if until else None
     )
     return [r.to_cloudevent(personal=False) for r in records]
+
+
+class RemoteLogs:
+    """Reads write services' logs over their `read_log` RPC; a `Fetch`, plus each head."""
+
+    def __init__(self, amqp_uri: str, timeout: float) -> None:
+        self.amqp_uri, self.timeout = amqp_uri, timeout
+
+    def __call__(
+        self, source: str, after: int, limit: int, until: datetime | None
+    ) -> Sequence[Record]:
+        from shared.rpc import cluster
+
+        with cluster(self.amqp_uri, self.timeout) as rpc:
+            events = getattr(rpc, source).read_log(
+                after=after, limit=limit, until=until.isoformat() if until else None
+            )
+        return [Record.from_cloudevent(e) for e in events]
+
+    def head(self, source: str) -> int:
+        from shared.rpc import cluster
+
+        with cluster(self.amqp_uri, self.timeout) as rpc:
+            return int(getattr(rpc, source).status()["last_position"])
+
+
+class LogReader(DependencyProvider):
+    """`RemoteLogs` for a projection service (config AMQP_URI, RPC_TIMEOUT).
+
+    nameko 2.14's RpcProxy waits forever when the target's queue does not exist yet (as when
+    every service starts at once), so catching up uses a standalone proxy that gives up.
+    """
+
+    def setup(self) -> None:
+        config = self.container.config
+        self.logs = RemoteLogs(config["AMQP_URI"], float(config.get("RPC_TIMEOUT") or 30))
+
+    def get_dependency(self, worker_ctx: Any) -> RemoteLogs:
+        return self.logs
+
+
+def deliver(projector: Projector, event: dict[str, Any], fetch: Fetch) -> int:
+    """Apply one event from the bus; on a gap, catch up from the source log first.
+
+    Redelivered events change nothing (their position is at or below the checkpoint).
+    """
+    applied, gap = projector.apply_batch([Record.from_cloudevent(event)])
+    if gap:
+        applied += projector.catch_up(fetch)
+    return applied
+
+
+def view_status(projector: Projector, fetch_head: Callable[[str], int]) -> dict[str, Any]:
+    """Each source's checkpoint and how far the view lags behind that log."""
+    checkpoints = projector.checkpoints()
+    out: dict[str, Any] = {"projection": projector.projection.name, "sources": {}}
+    for source, position in checkpoints.items():
+        head = fetch_head(source)
+        out["sources"][source] = {"checkpoint": position, "head": head, "lag": head - position}
+    return out
+
+
+def log_status(log: EventLog) -> dict[str, Any]:
+    """A write service's status: its log's head and how far its relay lags behind."""
+    from shared.relay import Checkpoints
+
+    head = log.last_position()
+    published = Checkpoints(log.engine, f"relay:{log.service}").position()
+    return {"service": log.service, "last_position": head,
+            "relay": {"checkpoint": published, "lag": head - published}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -26,7 +27,8 @@ from shared.eventlog.upcasting import Upcasters
 
 PAGE = 2000
 FORGOTTEN = "subject.forgotten"
-_HAS_PERSONAL = '"personal":null'  # canonical text of a record with no personal data
+_NUL = "\\u0000"  # how canonical JSON writes U+0000 ...
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # ... unless the backslash is escaped
 Listener = Callable[[int], None]
 
 
@@ -163,6 +165,9 @@ class EventLog:
                 _ts(ev.occurred_at) if ev.occurred_at else recorded_at, recorded_at,
                 ev.subject, personal,
             )
+            if _NUL in record and _ESCAPED_NUL.search(record):
+                raise ValueError(f"event {position} of {stream!r}: text may not contain U+0000 "
+                                 "(PostgreSQL's JSON cannot hold it)")
             hash_ = chain.link(prev, record)
             rows.append((position, record, prev, hash_))
             prev = hash_
@@ -256,10 +261,9 @@ class EventLog:
     def _records(self, page: Sequence[tuple[Any, ...]]) -> Iterator[Record]:
         service, upcasters = self.service, self.upcasters
         parse = datetime.fromisoformat
-        personal_rows = [loads(row[1]) for row in page if _HAS_PERSONAL not in row[1]]
-        keys = self.keys.keys({d["subject"] for d in personal_rows if d["personal"]})
-        for row in page:
-            d = loads(row[1])
+        docs = [loads(row[1]) for row in page]
+        keys = self.keys.keys({d["subject"] for d in docs if d["personal"]})
+        for row, d in zip(page, docs, strict=True):
             data, personal, redacted = d["data"], (), ()
             if d["personal"]:
                 personal = tuple(d["personal"])

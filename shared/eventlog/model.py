@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -62,8 +63,13 @@ class Record(NamedTuple):
     personal: tuple[str, ...] = ()
     redacted: tuple[str, ...] = ()
 
-    def to_cloudevent(self) -> dict[str, Any]:
-        """CloudEvents 1.0 structured form; absent optional attributes are left out."""
+    def to_cloudevent(self, *, personal: bool = True) -> dict[str, Any]:
+        """CloudEvents 1.0 structured form; absent optional attributes are left out.
+
+        With `personal=False` the personal fields are withheld (None): what the relay sends,
+        so that no copy of a resident's data outlives the erasure of their key.
+        """
+        data = self.data if personal or not self.personal else _withhold(self.data, self.personal)
         event: dict[str, Any] = {
             "specversion": SPECVERSION,
             "id": self.event_id,
@@ -72,7 +78,7 @@ class Record(NamedTuple):
             "subject": self.stream,
             "time": self.occurred_at.isoformat(),
             "datacontenttype": "application/json",
-            "data": self.data,
+            "data": data,
             "sequence": str(self.position),
             "streamversion": self.version,
             "schemaversion": self.schema_version,
@@ -122,6 +128,18 @@ class Record(NamedTuple):
             personal=split("personaldata"),
             redacted=split("redacted"),
         )
+
+
+def _withhold(data: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    for path in paths:
+        *head, leaf = path.split(".")
+        node: Any = out
+        for part in head:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            node[leaf] = None
+    return out
 
 
 class ConcurrencyError(Exception):

@@ -115,7 +115,7 @@ def create_schema(engine: Engine) -> None:
         log_table(engine.dialect.name).metadata.create_all(conn)
         triggers = POSTGRES_TRIGGERS if engine.dialect.name == "postgresql" else SQLITE_TRIGGERS
         for ddl in triggers:
-            conn.exec_driver_sql(ddl)
+            conn.execute(text(ddl))  # text() escapes the '%' psycopg2 would read as a param
 
 
 READ = "position, record, prev_hash, hash"

@@ -1,0 +1,21 @@
+"""Logging for services: a refused request is routine, not a crash.
+
+nameko logs every exception a worker raises with its stack trace. A `DomainError` is the
+caller's mistake, already answered with a clear error: log it as one line at INFO instead.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from shared.errors import DomainError
+
+
+class QuietExpected(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, DomainError):
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "refused %s: %s", (type(exc).__name__, exc)
+        return True
