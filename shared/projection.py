@@ -50,6 +50,7 @@ class Projector:
         self.projection = projection
         self.engine = engine
         self._lock = threading.RLock()
+        self.rebuilding = False
         projection.metadata.create_all(engine)
         checkpoint_metadata.create_all(engine)
 
@@ -145,9 +146,14 @@ class Projector:
             self.projection.metadata.create_all(self.engine)
 
     def rebuild(self, fetch: Fetch, progress: Progress | None = None) -> int:
+        """Reset and fold every source log again; live deliveries wait meanwhile."""
         with self._lock:
-            self.reset()
-            return self.catch_up(fetch, progress=progress)
+            self.rebuilding = True
+            try:
+                self.reset()
+                return self.catch_up(fetch, progress=progress)
+            finally:
+                self.rebuilding = False
 
 
 def build_as_of(projection: Projection, fetch: Fetch, instant: datetime) -> Projector:

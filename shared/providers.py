@@ -187,7 +187,8 @@ def deliver(projector: Projector, event: dict[str, Any], fetch: Fetch) -> int:
 def view_status(projector: Projector, fetch_head: Callable[[str], int]) -> dict[str, Any]:
     """Each source's checkpoint and how far the view lags behind that log."""
     checkpoints = projector.checkpoints()
-    out: dict[str, Any] = {"projection": projector.projection.name, "sources": {}}
+    out: dict[str, Any] = {"projection": projector.projection.name, "sources": {},
+                           "rebuilding": projector.rebuilding}
     for source, position in checkpoints.items():
         head = fetch_head(source)
         out["sources"][source] = {"checkpoint": position, "head": head, "lag": head - position}
