@@ -26,6 +26,8 @@ from shared.eventlog import Signer
 
 VAR = Path(os.environ.get("GRASSROOTS_VAR", ROOT / "var"))
 STATE = VAR / "up.json"
+# Libraries' notices about their own deprecations are not for operators to read.
+QUIET = "ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning"
 
 
 def signing_key() -> str:
@@ -43,8 +45,12 @@ def signing_key() -> str:
 class Platform:
     """The processes `up` started, so that Ctrl-C stops exactly those."""
 
-    def __init__(self, out: TextIO = sys.stdout) -> None:
+    def __init__(
+        self, out: TextIO = sys.stdout, var: Path = VAR, env: dict[str, str] | None = None
+    ) -> None:
         self.out = out
+        self.var = var
+        self.extra_env = env or {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.rabbit: LocalRabbit | None = None
         self.amqp_uri = ""
@@ -60,7 +66,7 @@ class Platform:
             self.say(f"broker: using {uri.split('@')[-1]}")
             return
         port = int(os.environ.get("GRASSROOTS_AMQP_PORT", "5672"))
-        rabbit = LocalRabbit(VAR / "rabbitmq", port, f"grassroots-{port}")
+        rabbit = LocalRabbit(self.var / "rabbitmq", port, f"grassroots-{port}")
         if amqp_answers(rabbit.uri):
             self.amqp_uri = rabbit.uri  # left running by an earlier `up` that was killed
             self.say(f"broker: reusing the local RabbitMQ node on 127.0.0.1:{port}")
@@ -72,12 +78,13 @@ class Platform:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(AMQP_URI=self.amqp_uri, GRASSROOTS_SIGNING_KEY=signing_key(),
-                   GATEWAY_ADDRESS=self.api, PYTHONWARNINGS="ignore::DeprecationWarning")
+        env.update(AMQP_URI=self.amqp_uri, GATEWAY_ADDRESS=self.api, PYTHONWARNINGS=QUIET)
+        env.update(self.extra_env)
+        env.setdefault("GRASSROOTS_SIGNING_KEY", signing_key())
         return env
 
     def start_service(self, name: str) -> None:
-        logs = VAR / "log"
+        logs = self.var / "log"
         logs.mkdir(parents=True, exist_ok=True)
         out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.procs[name] = subprocess.Popen(
@@ -97,28 +104,31 @@ class Platform:
                 if reply.status_code == 200 and reply.json().get("ok"):
                     return
             time.sleep(0.5)
-        raise RuntimeError(f"services not ready after {timeout:.0f}s: see {VAR / 'log'}")
+        raise RuntimeError(f"services not ready after {timeout:.0f}s: see {self.var / 'log'}")
 
     def check_children(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 raise RuntimeError(
-                    f"service {name} exited with {proc.returncode}: see {VAR / 'log' / name}.log"
+                    f"service {name} exited with {proc.returncode}: "
+                    f"see {self.var / 'log' / name}.log"
                 )
 
+    def stop_service(self, name: str, timeout: float = 20) -> None:
+        """Stop one service gracefully (SIGTERM: nameko finishes its workers), else kill it."""
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.say(f"{name} did not stop in time: killed")
+            proc.kill()
+            proc.wait()
+
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for name, proc in self.procs.items():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.say(f"{name} did not stop in time: killed")
-                proc.kill()
-                proc.wait()
-        self.procs.clear()
+        for name in list(self.procs):
+            self.stop_service(name)
         if self.rabbit is not None:
             self.say("broker: stopping the local RabbitMQ node")
             self.rabbit.stop()

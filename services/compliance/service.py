@@ -66,5 +66,6 @@ class ComplianceService:
     @rpc
     def rebuild(self) -> dict[str, Any]:
         """Drop the view and fold the logs again from the start (in the background)."""
+        self.view.rebuilding = True  # seen by the next status() call, before the work starts
         eventlet.spawn_n(self.view.rebuild, self.logs)
         return {"rebuilding": True}
