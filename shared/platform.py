@@ -79,6 +79,9 @@ class Platform:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(AMQP_URI=self.amqp_uri, GATEWAY_ADDRESS=self.api, PYTHONWARNINGS=QUIET)
+        for name in SERVICES:  # every database in var/ unless the operator names one
+            env.setdefault(f"{name.upper()}_DATABASE_URL", f"sqlite:///{self.var / name}.db")
+        env.setdefault("GRASSROOTS_TOKENS", str(self.var / "tokens.json"))
         env.update(self.extra_env)
         env.setdefault("GRASSROOTS_SIGNING_KEY", signing_key())
         return env
@@ -216,6 +219,14 @@ def status(out: TextIO = sys.stdout) -> int:
         return 1
     print(f"broker: ok ({uri.split('@')[-1]})", file=out)
     healthy = True
+    api = json.loads(STATE.read_text())["api"] if STATE.exists() else None
+    if api:
+        try:
+            health = requests.get(f"http://{api}/healthz", timeout=5)
+            print(f"gateway: up  http://{api}/api/v1 (healthz {health.status_code})", file=out)
+        except requests.RequestException as exc:
+            print(f"gateway: DOWN ({type(exc).__name__})", file=out)
+            healthy = False
     with cluster(uri, timeout=5) as rpc:
         for name in SERVICES:
             if name == "gateway":

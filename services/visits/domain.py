@@ -1,0 +1,771 @@
+"""The visits service's decisions: pure functions from a command and what is known to events.
+
+Nothing here does I/O. The service reads the command's stream (`history`) and the roster, calls
+`decide`, and appends what it returns to `stream_for(command)`; an empty list means the command
+was a retry of something already recorded. Rules that fail raise the errors in shared.errors.
+
+Streams: `unit-{id}`, `cadre-{id}`, `visit-{id}`. Event data is JSON (dates as ISO strings) so
+that what `decide` returns is exactly what readers fold back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, TypedDict
+
+from shared.errors import SCHEMA_FIELD, Conflict, NotFound, Rejected, UnknownReference
+from shared.eventlog import NewEvent
+from shared.policy import Policy
+
+UNIT_REGISTERED = "unit.registered"
+UNIT_DAY_SET = "unit.unit_day_set"
+CADRE_ENROLLED = "cadre.enrolled"
+CADRE_TRANSFERRED = "cadre.transferred"
+CADRE_LEAVE_GRANTED = "cadre.leave_granted"
+CADRE_LEFT = "cadre.left"
+VISIT_RECORDED = "visit.recorded"
+VISIT_CORRECTED = "visit.corrected"
+VISIT_RETRACTED = "visit.retracted"
+ROSTER_EVENT_TYPES = (
+    UNIT_REGISTERED, UNIT_DAY_SET, CADRE_ENROLLED, CADRE_TRANSFERRED, CADRE_LEAVE_GRANTED,
+    CADRE_LEFT,
+)
+VISIT_EVENT_TYPES = (VISIT_RECORDED, VISIT_CORRECTED, VISIT_RETRACTED)
+
+RESIDENT_PATH = "target.resident"  # encrypted with the resident's key; resident_id stays plain
+CORRECTABLE = (
+    "cadre_ids", "date", "started_at", "place", "target", "diary", "delivered", "helped",
+    "hazards", "disputes", "tags", "evidence",
+)
+_RESIDENT_NAMESPACE = uuid.UUID("5b0f2a4e-9a55-4a8e-8f53-6f0d2c1e7a11")
+
+
+class HistoryRecord(Protocol):
+    """What the decisions read from a committed event (shared.eventlog.Record satisfies it)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def occurred_at(self) -> dt.datetime: ...
+    @property
+    def recorded_at(self) -> dt.datetime: ...
+
+
+# --- visit payload shapes (plain dicts, as the schemas load them and events carry them) -------
+
+
+class Place(TypedDict, total=False):
+    township: str
+    village: str
+    community: str
+
+
+class Resident(TypedDict):
+    name: str
+    phone: str | None
+    address: str | None
+
+
+class Target(TypedDict):
+    kind: str
+    resident_id: str | None
+    resident: Resident | None
+
+
+class Diary(TypedDict):
+    thinks: str
+    hopes: str
+    glad: str
+    worries: str
+    notes: str
+
+
+class Finding(TypedDict):
+    """A hazard found or a dispute taken up: what it is and how far it got on the visit."""
+
+    description: str
+    status: str
+
+
+class Evidence(TypedDict):
+    kind: str
+    ref: str
+
+
+def empty_diary() -> Diary:
+    return Diary(thinks="", hopes="", glad="", worries="", notes="")
+
+
+def default_resident_id(visit_id: str) -> str:
+    """A resident id derived from the visit id, so a retried visit names the same subject."""
+    return str(uuid.uuid5(_RESIDENT_NAMESPACE, f"visit/{visit_id}/resident"))
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegisterUnit:
+    unit_id: str
+    name: str
+    kind: str
+    unit_day: int | None = None
+
+
+@dataclass(frozen=True)
+class SetUnitDay:
+    unit_id: str
+    unit_day: int | None
+    effective_from: dt.date
+
+
+@dataclass(frozen=True)
+class EnrolCadre:
+    cadre_id: str
+    name: str
+    unit_id: str
+    role: str
+    liaison_unit_ids: tuple[str, ...] = ()
+    effective_from: dt.date | None = None  # None: the local date the command is decided on
+
+
+@dataclass(frozen=True)
+class TransferCadre:
+    cadre_id: str
+    to_unit_id: str
+    effective_from: dt.date
+
+
+@dataclass(frozen=True)
+class GrantLeave:
+    cadre_id: str
+    start: dt.date  # wire and event name: "from"
+    end: dt.date  # wire and event name: "to" (inclusive)
+    reason: str
+
+
+@dataclass(frozen=True)
+class RemoveCadre:
+    cadre_id: str
+    effective_from: dt.date  # the first day the cadre is no longer on the roster
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordVisit:
+    visit_id: str
+    cadre_ids: tuple[str, ...]
+    date: dt.date | None  # None: the local date of started_at
+    place: Place
+    target: Target
+    started_at: dt.datetime | None = None
+    diary: Diary = field(default_factory=empty_diary)
+    delivered: tuple[str, ...] = ()
+    helped: tuple[str, ...] = ()
+    hazards: tuple[Finding, ...] = ()
+    disputes: tuple[Finding, ...] = ()
+    tags: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True)
+class CorrectVisit:
+    """New values of the fields being corrected (keys from CORRECTABLE) and why."""
+
+    visit_id: str
+    changes: Mapping[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True)
+class RetractVisit:
+    visit_id: str
+    reason: str
+
+
+Command = (
+    RegisterUnit | SetUnitDay | EnrolCadre | TransferCadre | GrantLeave | RemoveCadre
+    | RecordVisit | CorrectVisit | RetractVisit
+)
+
+
+def stream_for(command: Command) -> str:
+    """The stream a command's events are appended to (and its history read from)."""
+    if isinstance(command, RegisterUnit | SetUnitDay):
+        return f"unit-{command.unit_id}"
+    if isinstance(command, RecordVisit | CorrectVisit | RetractVisit):
+        return f"visit-{command.visit_id}"
+    return f"cadre-{command.cadre_id}"
+
+
+# --- the roster ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitDaySetting:
+    effective_from: dt.date | None  # None: since the unit was registered (units pre-exist us)
+    unit_day: int | None
+
+
+@dataclass(frozen=True)
+class Unit:
+    unit_id: str
+    name: str
+    kind: str
+    unit_days: tuple[UnitDaySetting, ...]
+
+    @property
+    def unit_day(self) -> int | None:
+        return self.unit_days[-1].unit_day
+
+
+@dataclass(frozen=True)
+class Membership:
+    unit_id: str
+    start: dt.date
+    end: dt.date | None = None  # inclusive; None while still a member
+
+
+@dataclass(frozen=True)
+class Leave:
+    start: dt.date
+    end: dt.date  # inclusive
+    reason: str
+
+
+@dataclass(frozen=True)
+class Cadre:
+    cadre_id: str
+    name: str
+    role: str
+    liaison_unit_ids: tuple[str, ...]
+    enrolled_from: dt.date
+    memberships: tuple[Membership, ...]
+    leaves: tuple[Leave, ...] = ()
+    left_from: dt.date | None = None  # the first day off the roster
+
+    @property
+    def unit_id(self) -> str:
+        return self.memberships[-1].unit_id
+
+    def on_roster(self, day: dt.date) -> bool:
+        return self.enrolled_from <= day and (self.left_from is None or day < self.left_from)
+
+    def unit_on(self, day: dt.date) -> str | None:
+        return next((m.unit_id for m in self.memberships if _covers(m.start, m.end, day)), None)
+
+    def on_leave(self, day: dt.date) -> bool:
+        return any(_covers(leave.start, leave.end, day) for leave in self.leaves)
+
+
+def _covers(start: dt.date, end: dt.date | None, day: dt.date) -> bool:
+    return start <= day and (end is None or day <= end)
+
+
+def _cut(memberships: tuple[Membership, ...], first_day_out: dt.date) -> tuple[Membership, ...]:
+    """Memberships ended the day before `first_day_out` (those starting later dropped)."""
+    last_in = first_day_out - dt.timedelta(days=1)
+    return tuple(
+        replace(m, end=last_in if m.end is None or m.end > last_in else m.end)
+        for m in memberships
+        if m.start < first_day_out
+    )
+
+
+@dataclass(frozen=True)
+class Roster:
+    """Units and cadres as the roster events left them; folded, never stored."""
+
+    units: Mapping[str, Unit] = field(default_factory=dict)
+    cadres: Mapping[str, Cadre] = field(default_factory=dict)
+
+    def apply(self, record: HistoryRecord) -> Roster:
+        """The roster after one more event; events of other types leave it as it is."""
+        step = _ROSTER_STEPS.get(record.type)
+        return step(self, record.data) if step else self
+
+    def unit(self, unit_id: str, field_name: str = "unit_id") -> Unit:
+        try:
+            return self.units[unit_id]
+        except KeyError:
+            raise UnknownReference("unit", unit_id, field_name) from None
+
+    def cadre(self, cadre_id: str, field_name: str = "cadre_id") -> Cadre:
+        try:
+            return self.cadres[cadre_id]
+        except KeyError:
+            raise UnknownReference("cadre", cadre_id, field_name) from None
+
+    def with_unit(self, unit: Unit) -> Roster:
+        return replace(self, units={**self.units, unit.unit_id: unit})
+
+    def with_cadre(self, cadre: Cadre) -> Roster:
+        return replace(self, cadres={**self.cadres, cadre.cadre_id: cadre})
+
+
+def fold_roster(records: Iterable[HistoryRecord], roster: Roster | None = None) -> Roster:
+    """The roster from a log (or any records; non-roster events are skipped)."""
+    current = roster or Roster()
+    for record in records:
+        current = current.apply(record)
+    return current
+
+
+def _day(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+def _on_registered(roster: Roster, data: dict[str, Any]) -> Roster:
+    setting = UnitDaySetting(None, data.get("unit_day"))
+    return roster.with_unit(Unit(data["unit_id"], data["name"], data["kind"], (setting,)))
+
+
+def _on_unit_day_set(roster: Roster, data: dict[str, Any]) -> Roster:
+    unit = roster.units[data["unit_id"]]
+    start = _day(data["effective_from"])
+    kept = tuple(s for s in unit.unit_days if s.effective_from is None or s.effective_from < start)
+    settings = (*kept, UnitDaySetting(start, data.get("unit_day")))
+    return roster.with_unit(replace(unit, unit_days=settings))
+
+
+def _on_enrolled(roster: Roster, data: dict[str, Any]) -> Roster:
+    start = _day(data["effective_from"])
+    cadre = Cadre(
+        cadre_id=data["cadre_id"],
+        name=data["name"],
+        role=data["role"],
+        liaison_unit_ids=tuple(data.get("liaison_unit_ids", ())),
+        enrolled_from=start,
+        memberships=(Membership(data["unit_id"], start),),
+    )
+    return roster.with_cadre(cadre)
+
+
+def _on_transferred(roster: Roster, data: dict[str, Any]) -> Roster:
+    cadre = roster.cadres[data["cadre_id"]]
+    start = _day(data["effective_from"])
+    memberships = (*_cut(cadre.memberships, start), Membership(data["to_unit_id"], start))
+    return roster.with_cadre(replace(cadre, memberships=memberships))
+
+
+def _on_leave_granted(roster: Roster, data: dict[str, Any]) -> Roster:
+    cadre = roster.cadres[data["cadre_id"]]
+    leave = Leave(_day(data["from"]), _day(data["to"]), data["reason"])
+    return roster.with_cadre(replace(cadre, leaves=(*cadre.leaves, leave)))
+
+
+def _on_left(roster: Roster, data: dict[str, Any]) -> Roster:
+    cadre = roster.cadres[data["cadre_id"]]
+    out = _day(data["effective_from"])
+    memberships = _cut(cadre.memberships, out)
+    return roster.with_cadre(replace(cadre, left_from=out, memberships=memberships))
+
+
+_ROSTER_STEPS: dict[str, Callable[[Roster, dict[str, Any]], Roster]] = {
+    UNIT_REGISTERED: _on_registered,
+    UNIT_DAY_SET: _on_unit_day_set,
+    CADRE_ENROLLED: _on_enrolled,
+    CADRE_TRANSFERRED: _on_transferred,
+    CADRE_LEAVE_GRANTED: _on_leave_granted,
+    CADRE_LEFT: _on_left,
+}
+
+
+# --- a visit's own state ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VisitState:
+    """A visit as its stream left it; `values` are the current fields in event-data form."""
+
+    visit_id: str
+    values: dict[str, Any]
+    recorded: dict[str, Any]  # the visit.recorded data as first recorded, without `backfilled`
+    recorded_at: dt.datetime
+    backfilled: bool
+    version: int
+    corrections: int = 0
+    retracted: bool = False
+    retraction_reason: str | None = None
+
+
+def fold_visit(history: Iterable[HistoryRecord]) -> VisitState | None:
+    """The visit from its stream's records, or None if it was never recorded."""
+    state: VisitState | None = None
+    for record in history:
+        state = _visit_step(state, record)
+    return state
+
+
+def _visit_step(state: VisitState | None, record: HistoryRecord) -> VisitState | None:
+    data = record.data
+    if record.type == VISIT_RECORDED:
+        values = {k: v for k, v in data.items() if k not in ("visit_id", "backfilled")}
+        return VisitState(
+            visit_id=data["visit_id"], values=values, recorded=values,
+            recorded_at=record.recorded_at, backfilled=data["backfilled"], version=record.version,
+        )
+    if state is None:
+        return None
+    if record.type == VISIT_CORRECTED:
+        changed = {k: v for k, v in data.items() if k in CORRECTABLE}
+        return replace(
+            state, values={**state.values, **changed}, backfilled=data["backfilled"],
+            corrections=state.corrections + 1, version=record.version,
+        )
+    if record.type == VISIT_RETRACTED:
+        return replace(
+            state, retracted=True, retraction_reason=data["reason"], version=record.version
+        )
+    return state
+
+
+def read_back(state: VisitState) -> dict[str, Any]:
+    """The visit as GET returns it (dump with VisitSchema): the request's shape, typed values,
+    plus what the platform added."""
+    values = state.values
+    started_at = values.get("started_at")
+    return {
+        "id": state.visit_id,
+        **{k: values.get(k) for k in CORRECTABLE if k not in ("date", "started_at", "target")},
+        "date": dt.date.fromisoformat(values["date"]),
+        "started_at": dt.datetime.fromisoformat(started_at) if started_at else None,
+        "target": _target_read_back(values["target"]),
+        "backfilled": state.backfilled,
+        "recorded_at": state.recorded_at,
+        "corrections": state.corrections,
+        "retracted": state.retracted,
+        "retraction_reason": state.retraction_reason,
+        "version": state.version,
+    }
+
+
+def _target_read_back(target: dict[str, Any]) -> dict[str, Any]:
+    resident_id = target.get("resident_id")
+    if resident_id is None:
+        return {"kind": target["kind"], "resident": None}
+    erased = {"name": None, "phone": None, "address": None}  # key destroyed: data redacted
+    resident = {"id": resident_id, **(target["resident"] or erased)}
+    return {"kind": target["kind"], "resident": resident}
+
+
+# --- decisions ----------------------------------------------------------------------------------
+
+
+Decision = Callable[[Any, list[HistoryRecord], Roster, dt.datetime, Policy], list[NewEvent]]
+
+
+def decide(
+    command: Command,
+    history: Iterable[HistoryRecord],
+    roster: Roster,
+    now: dt.datetime,
+    policy: Policy,
+) -> list[NewEvent]:
+    """The events `command` leads to, given its stream's history and the roster, at `now`.
+
+    Roster commands decide from `roster` (which the service folds from every roster event);
+    visit commands from `history`, the visit's own stream. `now` must be timezone-aware.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return _DECISIONS[type(command)](command, list(history), roster, now, policy)
+
+
+def _register_unit(
+    cmd: RegisterUnit, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
+    policy: Policy,
+) -> list[NewEvent]:
+    if cmd.unit_id in roster.units:
+        raise Conflict(f"unit {cmd.unit_id!r} is already registered", "id")
+    data = {"unit_id": cmd.unit_id, "name": cmd.name, "kind": cmd.kind, "unit_day": cmd.unit_day}
+    return [NewEvent(UNIT_REGISTERED, data)]
+
+
+def _set_unit_day(
+    cmd: SetUnitDay, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
+    policy: Policy,
+) -> list[NewEvent]:
+    unit = roster.unit(cmd.unit_id)
+    last = unit.unit_days[-1]
+    if last.effective_from and cmd.effective_from < last.effective_from:
+        raise Rejected(
+            "effective_from", f"is before the unit day set from {last.effective_from.isoformat()}"
+        )
+    if last.unit_day == cmd.unit_day:
+        return []  # nothing changes: not an event
+    data = {
+        "unit_id": cmd.unit_id, "unit_day": cmd.unit_day,
+        "effective_from": cmd.effective_from.isoformat(),
+    }
+    return [NewEvent(UNIT_DAY_SET, data, occurred_at=policy.start_of(cmd.effective_from))]
+
+
+def _enrol_cadre(
+    cmd: EnrolCadre, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
+    policy: Policy,
+) -> list[NewEvent]:
+    if cmd.cadre_id in roster.cadres:
+        raise Conflict(f"cadre {cmd.cadre_id!r} is already enrolled", "id")
+    roster.unit(cmd.unit_id)
+    for unit_id in cmd.liaison_unit_ids:
+        roster.unit(unit_id, "liaison_unit_ids")
+    if cmd.liaison_unit_ids and cmd.role == "staff":
+        raise Rejected("liaison_unit_ids", "only leaders and heads have liaison units")
+    if cmd.unit_id in cmd.liaison_unit_ids:
+        raise Rejected("liaison_unit_ids", "a liaison unit is another unit than the cadre's own")
+    start = cmd.effective_from or policy.local_date(now)
+    data = {
+        "cadre_id": cmd.cadre_id, "name": cmd.name, "unit_id": cmd.unit_id, "role": cmd.role,
+        "liaison_unit_ids": list(cmd.liaison_unit_ids), "effective_from": start.isoformat(),
+    }
+    return [NewEvent(CADRE_ENROLLED, data, occurred_at=policy.start_of(start))]
+
+
+def _still_on_roster(cadre: Cadre, day: dt.date) -> None:
+    if cadre.left_from is not None and day >= cadre.left_from:
+        raise Conflict(
+            f"cadre {cadre.cadre_id!r} left the roster on {cadre.left_from.isoformat()}"
+        )
+
+
+def _transfer_cadre(
+    cmd: TransferCadre, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
+    policy: Policy,
+) -> list[NewEvent]:
+    cadre = roster.cadre(cmd.cadre_id)
+    roster.unit(cmd.to_unit_id, "to_unit_id")
+    day = cmd.effective_from
+    _still_on_roster(cadre, day)
+    last = cadre.memberships[-1]
+    if day < last.start:
+        what = "enrolment" if len(cadre.memberships) == 1 else "last transfer"
+        raise Rejected("effective_from", f"is before the cadre's {what} on {last.start}")
+    from_unit = cadre.unit_on(day)
+    if from_unit == cmd.to_unit_id:
+        raise Rejected("to_unit_id", f"cadre {cmd.cadre_id!r} is in unit {from_unit!r} already")
+    data = {
+        "cadre_id": cmd.cadre_id, "from_unit_id": from_unit, "to_unit_id": cmd.to_unit_id,
+        "effective_from": day.isoformat(),
+    }
+    return [NewEvent(CADRE_TRANSFERRED, data, occurred_at=policy.start_of(day))]
+
+
+def _grant_leave(
+    cmd: GrantLeave, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
+    policy: Policy,
+) -> list[NewEvent]:
+    cadre = roster.cadre(cmd.cadre_id)
+    if cmd.end < cmd.start:
+        raise Rejected("to", "must not be before from")
+    if cmd.end < cadre.enrolled_from:
+        raise Rejected("to", f"is before the cadre's enrolment on {cadre.enrolled_from}")
+    _still_on_roster(cadre, cmd.start)
+    if any((leave.start, leave.end) == (cmd.start, cmd.end) for leave in cadre.leaves):
+        raise Conflict(f"this leave of cadre {cmd.cadre_id!r} was already granted")
+    data = {
+        "cadre_id": cmd.cadre_id, "from": cmd.start.isoformat(), "to": cmd.end.isoformat(),
+        "reason": cmd.reason,
+    }
+    return [NewEvent(CADRE_LEAVE_GRANTED, data)]
+
+
+def _remove_cadre(
+    cmd: RemoveCadre, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
+    policy: Policy,
+) -> list[NewEvent]:
+    cadre = roster.cadre(cmd.cadre_id)
+    if cadre.left_from is not None:
+        raise Conflict(f"cadre {cmd.cadre_id!r} left the roster on {cadre.left_from}")
+    last = cadre.memberships[-1]
+    if cmd.effective_from <= last.start:
+        what = "enrolment" if len(cadre.memberships) == 1 else "last transfer"
+        raise Rejected("effective_from", f"must be after the cadre's {what} on {last.start}")
+    day = cmd.effective_from
+    data = {"cadre_id": cmd.cadre_id, "effective_from": day.isoformat(), "reason": cmd.reason}
+    return [NewEvent(CADRE_LEFT, data, occurred_at=policy.start_of(day))]
+
+
+# --- visit decisions ----------------------------------------------------------------------------
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    """Instants are stored in UTC so that equal instants compare equal as data."""
+    return moment.astimezone(dt.UTC).isoformat() if moment else None
+
+
+def _target_data(target: Mapping[str, Any], resident_id: str | None) -> dict[str, Any]:
+    resident = target.get("resident")
+    if resident is None:
+        return {"kind": target["kind"], "resident_id": None, "resident": None}
+    person = {k: resident.get(k) for k in ("name", "phone", "address")}
+    return {"kind": target["kind"], "resident_id": resident_id, "resident": person}
+
+
+def _field_data(name: str, value: Any) -> Any:
+    """One visit field in event-data (JSON) form."""
+    if name == "date":
+        return value.isoformat()
+    if name == "started_at":
+        return _iso(value)
+    if name in ("cadre_ids", "delivered", "helped", "tags"):
+        return list(value)
+    if name in ("hazards", "disputes", "evidence"):
+        return [dict(item) for item in value]
+    return dict(value)  # place, diary (target is handled by _target_data)
+
+
+def _record_values(cmd: RecordVisit, day: dt.date) -> dict[str, Any]:
+    values = {name: _field_data(name, getattr(cmd, name)) for name in CORRECTABLE
+              if name not in ("date", "target")}
+    resident_id = cmd.target.get("resident_id") or default_resident_id(cmd.visit_id)
+    values["date"] = day.isoformat()
+    values["target"] = _target_data(cmd.target, resident_id)
+    return {name: values[name] for name in CORRECTABLE}
+
+
+def _resolve_date(day: dt.date | None, started_at: dt.datetime | None, policy: Policy) -> dt.date:
+    if day is not None:
+        return day
+    if started_at is None:
+        raise Rejected("date", "is required when started_at is not given")
+    return policy.local_date(started_at)
+
+
+def _check_when(day: dt.date, started_at: dt.datetime | None, now: dt.datetime,
+                policy: Policy) -> None:
+    """A visit happened on a local date that is not in the future, at a time on that date."""
+    today = policy.local_date(now)
+    if day > today:
+        raise Rejected("date", f"{day} is in the future (today is {today} in {policy.timezone})")
+    if started_at is None:
+        return
+    if started_at > now:
+        raise Rejected("started_at", f"{started_at.isoformat()} is in the future")
+    local = policy.local_date(started_at)
+    if local != day:
+        raise Rejected(
+            "started_at", f"falls on {local} in {policy.timezone}, not on the visit date {day}"
+        )
+
+
+def _check_cadres(cadre_ids: list[str], day: dt.date, roster: Roster) -> None:
+    """One or more distinct cadres, all on the roster on the visit's date."""
+    if not cadre_ids:
+        raise Rejected("cadre_ids", "at least one cadre took part in a visit")
+    if len(set(cadre_ids)) != len(cadre_ids):
+        raise Rejected("cadre_ids", "names a cadre more than once")
+    cadres = [roster.cadre(cadre_id, "cadre_ids") for cadre_id in cadre_ids]
+    for cadre in cadres:
+        if not cadre.on_roster(day):
+            raise Rejected("cadre_ids", f"cadre {cadre.cadre_id!r} is not on the roster on {day}")
+
+
+def _resident_event(
+    type_: str, data: dict[str, Any], occurred_at: dt.datetime | None = None
+) -> NewEvent:
+    """An event whose target resident (if any) is its data subject, their details encrypted."""
+    target = data.get("target")
+    if target and target.get("resident") is not None:
+        return NewEvent(type_, data, occurred_at=occurred_at, subject=target["resident_id"],
+                        personal=(RESIDENT_PATH,))
+    return NewEvent(type_, data, occurred_at=occurred_at)
+
+
+def _record_visit(
+    cmd: RecordVisit, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
+    policy: Policy,
+) -> list[NewEvent]:
+    day = _resolve_date(cmd.date, cmd.started_at, policy)
+    values = _record_values(cmd, day)
+    state = fold_visit(history)
+    if state is not None:
+        if state.recorded == values:
+            return []  # a retry of the same visit
+        raise Conflict(f"visit {cmd.visit_id!r} was already recorded with other content", "id")
+    _check_cadres(values["cadre_ids"], day, roster)
+    _check_when(day, cmd.started_at, now, policy)
+    data = {"visit_id": cmd.visit_id, **values, "backfilled": policy.is_backfilled(day, now)}
+    return [_resident_event(VISIT_RECORDED, data, cmd.started_at or policy.start_of(day))]
+
+
+def _open_visit(visit_id: str, history: list[HistoryRecord], doing: str) -> VisitState:
+    state = fold_visit(history)
+    if state is None:
+        raise NotFound("visit", visit_id)
+    if state.retracted:
+        raise Conflict(f"visit {visit_id!r} was retracted; it cannot be {doing}")
+    return state
+
+
+def _corrected_values(cmd: CorrectVisit, state: VisitState, policy: Policy) -> dict[str, Any]:
+    """The visit's fields after the correction, in event-data form."""
+    unknown = sorted(set(cmd.changes) - set(CORRECTABLE))
+    if unknown:
+        raise Rejected(unknown[0], "cannot be corrected")
+    if not cmd.changes:
+        raise Rejected(SCHEMA_FIELD, "name at least one field to correct")
+    changes = dict(cmd.changes)
+    if "date" not in changes and changes.get("started_at") is not None:
+        changes["date"] = policy.local_date(changes["started_at"])  # moving the time moves the day
+    if changes.get("date", True) is None:
+        raise Rejected("date", "cannot be removed")
+    new = {k: _field_data(k, v) for k, v in changes.items() if k != "target"}
+    if "target" in changes:
+        current = state.values["target"].get("resident_id")
+        given = changes["target"].get("resident_id")
+        resident_id = given or current or default_resident_id(cmd.visit_id)
+        new["target"] = _target_data(changes["target"], resident_id)
+    return {**state.values, **new}
+
+
+def _correct_visit(
+    cmd: CorrectVisit, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
+    policy: Policy,
+) -> list[NewEvent]:
+    state = _open_visit(cmd.visit_id, history, "corrected")
+    values = _corrected_values(cmd, state, policy)
+    diff = {k: values[k] for k in CORRECTABLE if values[k] != state.values.get(k)}
+    if not diff:
+        return []  # already so (e.g. a retried correction)
+    day = dt.date.fromisoformat(values["date"])
+    if {"cadre_ids", "date"} & diff.keys():
+        _check_cadres(values["cadre_ids"], day, roster)
+    if {"date", "started_at"} & diff.keys():
+        started = values["started_at"]
+        _check_when(day, dt.datetime.fromisoformat(started) if started else None, now, policy)
+    data = {
+        "visit_id": cmd.visit_id, **diff, "reason": cmd.reason,
+        "backfilled": policy.is_backfilled(day, state.recorded_at),  # against the first record
+    }
+    return [_resident_event(VISIT_CORRECTED, data)]
+
+
+def _retract_visit(
+    cmd: RetractVisit, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
+    policy: Policy,
+) -> list[NewEvent]:
+    _open_visit(cmd.visit_id, history, "retracted again")
+    return [NewEvent(VISIT_RETRACTED, {"visit_id": cmd.visit_id, "reason": cmd.reason})]
+
+
+_DECISIONS: dict[type, Decision] = {
+    RegisterUnit: _register_unit,
+    SetUnitDay: _set_unit_day,
+    EnrolCadre: _enrol_cadre,
+    TransferCadre: _transfer_cadre,
+    GrantLeave: _grant_leave,
+    RemoveCadre: _remove_cadre,
+    RecordVisit: _record_visit,
+    CorrectVisit: _correct_visit,
+    RetractVisit: _retract_visit,
+}

@@ -1,0 +1,428 @@
+"""The visits service's wire contract: commands in, event data recorded, responses out.
+
+These schemas are the only definition of the JSON the service accepts and emits; the gateway
+validates requests and generates OpenAPI from them. A command schema loads to a dict whose keys
+are the command dataclass's fields (ids taken from the URL are added by the caller), e.g.
+`TransferCadre(cadre_id=path_id, **TransferCadreSchema().load(body))`.
+
+Resident fields carry metadata `{"personal": True}`: they are personal data, stored encrypted
+under the resident's key (the resident id is the data subject).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from services.visits import domain
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 -]{2,30}$")
+UNIT_KINDS = ("department", "township", "street", "community")
+ROLES = ("staff", "leader", "head")
+TARGET_KINDS = (
+    "household", "enterprise", "hardship", "petitioner", "left_behind_child", "empty_nest_elder",
+    "other",
+)
+DELIVERED = ("policy", "relief", "technology", "information", "legal", "services")
+HELPED = ("difficulty", "development", "dispute", "safety", "other")
+FINDING_STATUSES = ("open", "referred", "resolved")
+EVIDENCE_KINDS = ("photo", "document", "audio", "video", "other")
+# The running campaigns a visit can be linked with (source document, section 6).
+CAMPAIGN_TAGS = (
+    "serving_enterprises", "serving_projects", "livelihood", "grassroots_organisation",
+    "left_behind_children", "empty_nest_elderly",
+)
+PERSONAL = {"personal": True, "x-personal": True}  # x-: apispec copies it into OpenAPI
+DIARY_FIELDS = ("thinks", "hopes", "glad", "worries", "notes")
+
+
+class TupleList(fields.List):
+    """A JSON array loaded as a tuple, as the frozen commands hold it."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple:
+        return tuple(super()._deserialize(value, attr, data, **kwargs))
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be blank")
+
+
+def _unique(values: Sequence[Any]) -> None:
+    if len(set(values)) != len(values):
+        raise ValidationError("must not name an item twice")
+
+
+def text(max_length: int = 200, **kwargs: Any) -> fields.String:
+    """A non-blank string of bounded length."""
+    return fields.String(validate=[validate.Length(max=max_length), _not_blank], **kwargs)
+
+
+def ident(**kwargs: Any) -> fields.String:
+    """A client-chosen id: it becomes part of a stream name and a URL, so it is kept plain."""
+    message = "must be 1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+    return fields.String(validate=validate.Regexp(ID_PATTERN, error=message), **kwargs)
+
+
+def one_of(choices: Sequence[str], **kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.OneOf(choices), **kwargs)
+
+
+def choices_list(choices: Sequence[str], **kwargs: Any) -> TupleList:
+    return TupleList(one_of(choices), validate=_unique, **kwargs)
+
+
+def unit_day(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(1, 31), allow_none=True, **kwargs)
+
+
+# --- roster commands ----------------------------------------------------------------------------
+
+
+class RegisterUnitSchema(Schema):
+    unit_id = ident(data_key="id", required=True)
+    name = text(required=True)
+    kind = one_of(UNIT_KINDS, required=True)
+    unit_day = unit_day(load_default=None, metadata={
+        "description": "the unit's own monthly grassroots day; the last day in shorter months",
+    })
+
+
+class SetUnitDaySchema(Schema):
+    unit_day = unit_day(required=True, metadata={"description": "null clears the unit day"})
+    effective_from = fields.Date(required=True)
+
+
+class EnrolCadreSchema(Schema):
+    cadre_id = ident(data_key="id", required=True)
+    name = text(required=True)
+    unit_id = ident(required=True)
+    role = one_of(ROLES, required=True)
+    liaison_unit_ids = TupleList(ident(), validate=_unique, load_default=())
+    effective_from = fields.Date(load_default=None, metadata={
+        "description": "first day on the roster; default: today in the district's time zone",
+    })
+
+
+class TransferCadreSchema(Schema):
+    to_unit_id = ident(required=True)
+    effective_from = fields.Date(required=True, metadata={"description": "first day in the unit"})
+
+
+class GrantLeaveSchema(Schema):
+    start = fields.Date(data_key="from", required=True)
+    end = fields.Date(data_key="to", required=True, metadata={"description": "inclusive"})
+    reason = text(500, required=True)
+
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["end"] < data["start"]:
+            raise ValidationError("must not be before from", "to")
+
+
+class RemoveCadreSchema(Schema):
+    effective_from = fields.Date(
+        required=True, metadata={"description": "first day off the roster"}
+    )
+    reason = text(500, required=True)
+
+
+# --- visit commands -----------------------------------------------------------------------------
+
+
+class PlaceSchema(Schema):
+    township = text(required=True)
+    village = text()
+    community = text()
+
+    @validates_schema
+    def _one_locality(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "village" in data and "community" in data:
+            raise ValidationError("give a village or a community, not both", "community")
+
+
+class ResidentSchema(Schema):
+    id = ident(load_default=None, metadata={"description": "the data subject; default: new id"})
+    name = text(100, required=True, metadata=PERSONAL)
+    phone = fields.String(
+        load_default=None, allow_none=True, metadata=PERSONAL,
+        validate=validate.Regexp(PHONE_PATTERN, error="not a phone number"),
+    )
+    address = text(300, load_default=None, allow_none=True, metadata=PERSONAL)
+
+
+class TargetSchema(Schema):
+    kind = one_of(TARGET_KINDS, required=True)
+    resident = fields.Nested(ResidentSchema, load_default=None, allow_none=True)
+
+    @post_load
+    def _split_subject(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """The resident id leaves the (encrypted) resident details: it is the subject's key."""
+        resident = data["resident"]
+        if resident is None:
+            return {"kind": data["kind"], "resident_id": None, "resident": None}
+        person = {k: resident[k] for k in ("name", "phone", "address")}
+        return {"kind": data["kind"], "resident_id": resident["id"], "resident": person}
+
+
+class DiarySchema(Schema):
+    """The public-sentiment diary (民情日记): what people think, hope, are glad of, worry about."""
+
+    thinks = fields.String(load_default="", validate=validate.Length(max=5000))
+    hopes = fields.String(load_default="", validate=validate.Length(max=5000))
+    glad = fields.String(load_default="", validate=validate.Length(max=5000))
+    worries = fields.String(load_default="", validate=validate.Length(max=5000))
+    notes = fields.String(load_default="", validate=validate.Length(max=5000))
+
+
+class FindingSchema(Schema):
+    """A hazard found, or a dispute taken up, on the visit."""
+
+    description = text(1000, required=True)
+    status = one_of(FINDING_STATUSES, load_default="open", metadata={
+        "description": "open: found, not dealt with; referred: handed to a unit or made a case; "
+                       "resolved: removed or settled on the spot",
+    })
+
+
+class EvidenceSchema(Schema):
+    kind = one_of(EVIDENCE_KINDS, required=True)
+    ref = text(500, required=True, metadata={"description": "a URL or a storage key"})
+
+
+def _visit_fields(mode: str) -> dict[str, fields.Field]:
+    """The visit's fields for a `record` request (defaults filled), a `correction` (only what
+    changes) or a recorded `event` (everything present)."""
+    for_record = mode != "correction"
+
+    def dflt(value: Any) -> dict[str, Any]:
+        if mode == "event":
+            return {"required": True}
+        return {"load_default": value} if mode == "record" else {}
+
+    return {
+        "cadre_ids": TupleList(
+            ident(), required=for_record, validate=[validate.Length(min=1), _unique]
+        ),
+        "date": fields.Date(**dflt(None), metadata={
+            "description": "local date; default: the local date of started_at",
+        }),
+        "started_at": fields.AwareDateTime(allow_none=True, **dflt(None)),
+        "place": fields.Nested(PlaceSchema, required=for_record),
+        "target": fields.Nested(TargetSchema, required=for_record),
+        "diary": fields.Nested(DiarySchema, **dflt(domain.empty_diary)),
+        "delivered": choices_list(DELIVERED, **dflt(())),
+        "helped": choices_list(HELPED, **dflt(())),
+        "hazards": TupleList(fields.Nested(FindingSchema), **dflt(())),
+        "disputes": TupleList(fields.Nested(FindingSchema), **dflt(())),
+        "tags": choices_list(CAMPAIGN_TAGS, **dflt(())),
+        "evidence": TupleList(fields.Nested(EvidenceSchema), **dflt(())),
+    }
+
+
+class RecordVisitSchema(Schema.from_dict(_visit_fields("record"))):  # type: ignore[misc]
+    visit_id = ident(data_key="id", load_default=None, metadata={
+        "description": "client-chosen id: retrying with the same id and content is harmless",
+    })
+
+    @validates_schema
+    def _dated(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("date") is None and data.get("started_at") is None:
+            raise ValidationError("required when started_at is not given", "date")
+
+    @post_load
+    def _fill_ids(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        visit_id = data["visit_id"] or str(uuid.uuid4())
+        target = data["target"]
+        if target["resident"] is not None and target["resident_id"] is None:
+            target = {**target, "resident_id": domain.default_resident_id(visit_id)}
+        return {**data, "visit_id": visit_id, "target": target}
+
+
+class CorrectVisitSchema(Schema.from_dict(_visit_fields("correction"))):  # type: ignore[misc]
+    reason = text(500, required=True)
+
+    @validates_schema
+    def _changes_something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not set(data) - {"reason"}:
+            fields_ = ", ".join(domain.CORRECTABLE)
+            raise ValidationError(f"name at least one field to correct: {fields_}")
+
+    @post_load
+    def _split(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        changes = {k: v for k, v in data.items() if k != "reason"}
+        return {"changes": changes, "reason": data["reason"]}
+
+
+class RetractVisitSchema(Schema):
+    reason = text(500, required=True)
+
+
+COMMAND_SCHEMAS: dict[type, type[Schema]] = {
+    domain.RegisterUnit: RegisterUnitSchema,
+    domain.SetUnitDay: SetUnitDaySchema,
+    domain.EnrolCadre: EnrolCadreSchema,
+    domain.TransferCadre: TransferCadreSchema,
+    domain.GrantLeave: GrantLeaveSchema,
+    domain.RemoveCadre: RemoveCadreSchema,
+    domain.RecordVisit: RecordVisitSchema,
+    domain.CorrectVisit: CorrectVisitSchema,
+    domain.RetractVisit: RetractVisitSchema,
+}
+
+
+# --- event data (the event contract) ------------------------------------------------------------
+
+
+class UnitRegisteredData(Schema):
+    unit_id = ident(required=True)
+    name = text(required=True)
+    kind = one_of(UNIT_KINDS, required=True)
+    unit_day = unit_day(required=True)
+
+
+class UnitDaySetData(Schema):
+    unit_id = ident(required=True)
+    unit_day = unit_day(required=True)
+    effective_from = fields.Date(required=True)
+
+
+class CadreEnrolledData(Schema):
+    cadre_id = ident(required=True)
+    name = text(required=True)
+    unit_id = ident(required=True)
+    role = one_of(ROLES, required=True)
+    liaison_unit_ids = fields.List(ident(), required=True)
+    effective_from = fields.Date(required=True)
+
+
+class CadreTransferredData(Schema):
+    cadre_id = ident(required=True)
+    from_unit_id = ident(required=True, allow_none=True)
+    to_unit_id = ident(required=True)
+    effective_from = fields.Date(required=True)
+
+
+class CadreLeaveGrantedData(Schema):
+    cadre_id = ident(required=True)
+    start = fields.Date(data_key="from", attribute="from", required=True)
+    end = fields.Date(data_key="to", attribute="to", required=True)
+    reason = text(500, required=True)
+
+
+class CadreLeftData(Schema):
+    cadre_id = ident(required=True)
+    effective_from = fields.Date(required=True)
+    reason = text(500, required=True)
+
+
+class ResidentData(Schema):
+    name = text(100, required=True, metadata=PERSONAL)
+    phone = fields.String(required=True, allow_none=True, metadata=PERSONAL)
+    address = fields.String(required=True, allow_none=True, metadata=PERSONAL)
+
+
+class TargetData(Schema):
+    kind = one_of(TARGET_KINDS, required=True)
+    resident_id = ident(required=True, allow_none=True, metadata={"description": "data subject"})
+    resident = fields.Nested(ResidentData, required=True, allow_none=True, metadata={
+        "description": "encrypted under the resident's key; null once the resident is forgotten",
+    })
+
+
+class VisitRecordedData(Schema.from_dict(_visit_fields("event"))):  # type: ignore[misc]
+    visit_id = ident(required=True)
+    target = fields.Nested(TargetData, required=True)
+    backfilled = fields.Boolean(required=True)
+
+
+class VisitCorrectedData(Schema.from_dict(_visit_fields("correction"))):  # type: ignore[misc]
+    visit_id = ident(required=True)
+    target = fields.Nested(TargetData)
+    reason = text(500, required=True)
+    backfilled = fields.Boolean(required=True, metadata={
+        "description": "the visit's flag after the correction, against its first recording",
+    })
+
+
+class VisitRetractedData(Schema):
+    visit_id = ident(required=True)
+    reason = text(500, required=True)
+
+
+EVENT_SCHEMAS: dict[str, type[Schema]] = {
+    domain.UNIT_REGISTERED: UnitRegisteredData,
+    domain.UNIT_DAY_SET: UnitDaySetData,
+    domain.CADRE_ENROLLED: CadreEnrolledData,
+    domain.CADRE_TRANSFERRED: CadreTransferredData,
+    domain.CADRE_LEAVE_GRANTED: CadreLeaveGrantedData,
+    domain.CADRE_LEFT: CadreLeftData,
+    domain.VISIT_RECORDED: VisitRecordedData,
+    domain.VISIT_CORRECTED: VisitCorrectedData,
+    domain.VISIT_RETRACTED: VisitRetractedData,
+}
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+class ResidentReadSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(allow_none=True, metadata=PERSONAL)
+    phone = fields.String(allow_none=True, metadata=PERSONAL)
+    address = fields.String(allow_none=True, metadata=PERSONAL)
+
+
+class TargetReadSchema(Schema):
+    kind = fields.String(required=True)
+    resident = fields.Nested(ResidentReadSchema, allow_none=True, metadata={
+        "description": "null without a resident; details null once the resident is forgotten",
+    })
+
+
+class VisitSchema(Schema):
+    """A visit as read back (GET /visits/{id}): current values after corrections."""
+
+    id = fields.String(required=True)
+    cadre_ids = fields.List(fields.String(), required=True)
+    date = fields.Date(required=True)
+    started_at = fields.AwareDateTime(allow_none=True)
+    place = fields.Nested(PlaceSchema, required=True)
+    target = fields.Nested(TargetReadSchema, required=True)
+    diary = fields.Nested(DiarySchema, required=True)
+    delivered = fields.List(fields.String(), required=True)
+    helped = fields.List(fields.String(), required=True)
+    hazards = fields.List(fields.Nested(FindingSchema), required=True)
+    disputes = fields.List(fields.Nested(FindingSchema), required=True)
+    tags = fields.List(fields.String(), required=True)
+    evidence = fields.List(fields.Nested(EvidenceSchema), required=True)
+    backfilled = fields.Boolean(required=True)
+    recorded_at = fields.AwareDateTime(required=True)
+    corrections = fields.Integer(required=True)
+    retracted = fields.Boolean(required=True)
+    retraction_reason = fields.String(allow_none=True)
+    version = fields.Integer(required=True)
+
+
+class AcceptedSchema(Schema):
+    """The answer to a roster command or a correction: what it was about, the log position."""
+
+    id = fields.String(required=True)
+    position = fields.Integer(required=True)
+
+
+class VisitRecordedSchema(AcceptedSchema):
+    """The answer to POST /visits (201)."""
+
+    backfilled = fields.Boolean(required=True)
+
+
+class ErrorSchema(Schema):
+    errors = fields.Dict(keys=fields.String(), required=True, metadata={
+        "description": "field name (or _schema) to the reasons it was refused",
+    })
