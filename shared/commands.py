@@ -14,26 +14,12 @@ from typing import Any, Generic, TypeVar
 
 from marshmallow import Schema, ValidationError
 
-from shared.errors import Conflict, Invalid
+from shared.errors import Conflict, Invalid, flatten
 from shared.eventlog import ConcurrencyError, EventLog, NewEvent, Record
 
 S = TypeVar("S")
 Decide = Callable[[list[Record]], list[NewEvent]]
 RETRIES = 3
-
-
-def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested error map as `{"a.b": [reasons]}`: one field name per reason."""
-    if isinstance(messages, Mapping):
-        out: dict[str, list[str]] = {}
-        for key, value in messages.items():
-            name = f"{prefix}.{key}" if prefix and key != "_schema" else (prefix or str(key))
-            for field, reasons in flatten(value, name).items():
-                out.setdefault(field, []).extend(reasons)
-        return out
-    if isinstance(messages, list | tuple):
-        return {prefix or "_schema": [str(m) for m in messages]}
-    return {prefix or "_schema": [str(messages)]}
 
 
 def load(schema: type[Schema], payload: Any) -> dict[str, Any]:

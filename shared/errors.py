@@ -8,11 +8,31 @@ positional arguments are exactly `self.args` (nameko rebuilds the error as `cls(
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from nameko.exceptions import deserialize_to_instance
 
 SCHEMA_FIELD = "_schema"  # marshmallow's key for errors that belong to no single field
+
+
+def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error map as `{"place.township": [...], "hazards.0.status": [...]}`;
+    a nested `_schema` error belongs to its parent field."""
+    if isinstance(messages, Mapping):
+        out: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            name = str(key) if not prefix else prefix if key == SCHEMA_FIELD else f"{prefix}.{key}"
+            for leaf, reasons in flatten(value, name).items():
+                out.setdefault(leaf, []).extend(reasons)
+        return out
+    if isinstance(messages, list | tuple):
+        out = {}
+        for item in messages:
+            for leaf, reasons in flatten(item, prefix).items():
+                out.setdefault(leaf, []).extend(reasons)
+        return out
+    return {prefix or SCHEMA_FIELD: [str(messages)]}
 
 
 class DomainError(Exception):

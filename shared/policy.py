@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from marshmallow import Schema, ValidationError, fields, validate
 
+from shared.errors import flatten
+
 ENV_VAR = "GRASSROOTS_POLICY"
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "policy.yml"
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -100,17 +102,10 @@ class PolicySchema(Schema):
     )
 
 
-def _flatten(messages: Any, prefix: str = "") -> list[str]:
+def _flatten(messages: Any) -> list[str]:
     """marshmallow's nested error map as `key.path: reason` lines."""
-    if isinstance(messages, Mapping):
-        return [
-            line
-            for key, value in messages.items()
-            for line in _flatten(value, f"{prefix}.{key}" if prefix else str(key))
-        ]
-    if isinstance(messages, list):
-        return [line for item in messages for line in _flatten(item, prefix)]
-    return [f"{prefix}: {messages}"]
+    return [f"{field}: {reason}" for field, reasons in flatten(messages).items()
+            for reason in reasons]
 
 
 def parse_policy(raw: Any, source: str = "policy") -> Policy:

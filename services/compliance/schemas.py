@@ -55,6 +55,14 @@ class UnitComplianceSchema(Schema):
 
 
 class ComplianceReportSchema(Schema):
+    """GET /compliance: the view's report, with the instant and log positions it reflects."""
+
     month = fields.String(required=True)
     cadres = fields.List(fields.Nested(CadreComplianceSchema), required=True)
     units = fields.List(fields.Nested(UnitComplianceSchema), required=True)
+    as_of = fields.AwareDateTime(allow_none=True, metadata={
+        "description": "the as_of asked for; null for the live view",
+    })
+    checkpoints = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "per source log, the last position folded into the view",
+    })

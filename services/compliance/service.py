@@ -54,10 +54,8 @@ class ComplianceService:
             view = build_as_of(view.projection, self.logs, query["as_of"])
         with view.engine.connect() as conn:
             result = projection.report(conn, query["month"], self.policy, query["unit_id"])
-        body = schemas.ComplianceReportSchema().dump(result)
-        body["as_of"] = query["as_of"].isoformat() if query["as_of"] else None
-        body["checkpoints"] = view.checkpoints()
-        return body
+        result.update(as_of=query["as_of"], checkpoints=view.checkpoints())
+        return schemas.ComplianceReportSchema().dump(result)
 
     @rpc
     def status(self) -> dict[str, Any]:

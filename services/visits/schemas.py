@@ -409,6 +409,17 @@ class VisitSchema(Schema):
     version = fields.Integer(required=True)
 
 
+class CadreSchema(Schema):
+    """GET /cadres/{cadre_id}: a cadre as the roster knows them now."""
+
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    unit_id = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    liaison_unit_ids = fields.List(fields.String(), required=True)
+    left = fields.Boolean(required=True, metadata={"description": "has left the roster"})
+
+
 class AcceptedSchema(Schema):
     """The answer to a roster command or a correction: what it was about, the log position."""
 

@@ -105,9 +105,10 @@ class VisitsService:
         cadre = self.roster.current(self.log).cadres.get(cadre_id)
         if cadre is None:
             raise NotFound("cadre", cadre_id)
-        return {"id": cadre.cadre_id, "name": cadre.name, "unit_id": cadre.unit_id,
-                "role": cadre.role, "liaison_unit_ids": list(cadre.liaison_unit_ids),
-                "left": cadre.left_from is not None}
+        return schemas.CadreSchema().dump({
+            "id": cadre.cadre_id, "name": cadre.name, "unit_id": cadre.unit_id,
+            "role": cadre.role, "liaison_unit_ids": cadre.liaison_unit_ids,
+            "left": cadre.left_from is not None})
 
     @rpc
     def forget_resident(self, resident_id: str, actor: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,112 @@
+"""OpenAPI 3.1 for the gateway, generated once from the route table and the services'
+marshmallow schemas, so the document is exactly what the edge validates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from services.gateway.routes import ROUTES, Route
+from services.visits.schemas import ErrorSchema
+
+TITLE = "Grassroots API"
+VERSION = "1.0.0"
+# Error responses, shared as components: status -> (component name, description).
+ERRORS = {
+    400: ("BadRequest", "invalid request: the fields named; nothing was recorded"),
+    401: ("Unauthorized", "missing or unknown bearer token"),
+    403: ("Forbidden", "the token's role or binding does not allow this"),
+    404: ("NotFound", "no such resource"),
+    409: ("Conflict", "contradicts the current state (e.g. a retracted visit)"),
+    413: ("TooLarge", "body too large"),
+    422: ("UnknownReference", "names a unit or cadre that is not on the roster"),
+    500: ("InternalError", "internal error (details only in the service log)"),
+    503: ("Unavailable", "a service is not running"),
+    504: ("Timeout", "a service did not answer in time; retrying the same request is safe"),
+}
+DESCRIPTION = (
+    "Cadres' grassroots visits and the monthly compliance view. Authenticate with "
+    "`Authorization: Bearer <token>` (`grassroots token create --role ROLE`). Every error is "
+    '`{"errors": {field: [reasons]}}`. Writes are idempotent: an exact retry, or one with the '
+    "same `Idempotency-Key` header, returns the first answer."
+)
+
+
+def _error_statuses(route: Route) -> list[int]:
+    statuses = set()
+    if route.request or route.query:
+        statuses.add(400)
+    if route.request:
+        statuses |= {409, 413, 422}
+    if not route.public:
+        statuses |= {401, 403, 500}
+    if route.params:
+        statuses.add(404)
+    if route.rpc and not route.public:
+        statuses |= {503, 504}
+    return sorted(statuses)
+
+
+def _json(schema: Any) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": route.name,
+        "summary": route.summary,
+        "description": f"Allowed: {route.roles}.",
+        "tags": [route.tag],
+        "parameters": [
+            {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+            for name in route.params
+        ],
+        "responses": {},
+    }
+    if route.query is not None:
+        op["parameters"].append({"in": "query", "schema": route.query})
+    if route.request is not None:
+        op["requestBody"] = {"required": True, "content": _json(route.request)}
+        op["parameters"].append({
+            "in": "header", "name": "Idempotency-Key", "required": False,
+            "schema": {"type": "string"},
+            "description": "a retry with the same key returns the first answer",
+        })
+    if route.public:
+        op["security"] = []
+    body: Any = {"type": "object"} if route.response is None else route.response
+    op["responses"][str(route.status)] = {"description": "OK", "content": _json(body)}
+    if route.name == "healthz":
+        op["responses"]["503"] = {"description": "a service is down", "content": _json(body)}
+    for status in _error_statuses(route):
+        op["responses"][str(status)] = ERRORS[status][0]  # apispec makes it a $ref
+    if not op["parameters"]:
+        del op["parameters"]
+    return op
+
+
+def build_spec() -> dict[str, Any]:
+    """The OpenAPI document as a dict (JSON-ready)."""
+    spec = APISpec(
+        title=TITLE, version=VERSION, openapi_version="3.1.0", plugins=[MarshmallowPlugin()],
+        info={"description": DESCRIPTION},
+        security=[{"bearerAuth": []}],
+    )
+    spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "an API token"}
+    )
+    spec.components.schema("Error", schema=ErrorSchema)
+    for name, description in ERRORS.values():
+        spec.components.response(name, {"description": description,
+                                        "content": _json("Error")})
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES.values():
+        paths.setdefault(route.url, {})[route.method.lower()] = _operation(route)
+    for url, operations in paths.items():
+        spec.path(path=url, operations=operations)
+    return spec.to_dict()
+
+
+SPEC = build_spec()

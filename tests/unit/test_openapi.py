@@ -1,0 +1,148 @@
+"""The OpenAPI document: 3.1, every route the gateway serves, schemas from marshmallow."""
+
+import importlib.util
+import json
+import re
+
+import pytest
+
+from services.gateway import routes
+from services.gateway.openapi import SPEC, build_spec
+from services.gateway.service import GatewayService
+
+EXPECTED = {
+    ("post", "/api/v1/units"), ("post", "/api/v1/units/{unit_id}/unit-day"),
+    ("post", "/api/v1/cadres"), ("get", "/api/v1/cadres/{cadre_id}"),
+    ("post", "/api/v1/cadres/{cadre_id}/transfer"), ("post", "/api/v1/cadres/{cadre_id}/leave"),
+    ("post", "/api/v1/cadres/{cadre_id}/leaving"), ("post", "/api/v1/visits"),
+    ("get", "/api/v1/visits/{visit_id}"), ("post", "/api/v1/visits/{visit_id}/corrections"),
+    ("post", "/api/v1/visits/{visit_id}/retraction"), ("get", "/api/v1/compliance"),
+    ("get", "/api/v1/openapi.json"), ("get", "/healthz"),
+}
+METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+def operations(spec=SPEC):
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method in METHODS:
+                yield method, path, op
+
+
+def served_routes():
+    """(method, OpenAPI path) of every @http entrypoint of the gateway, but the catch-all."""
+    found = set()
+    for attr in vars(GatewayService).values():
+        for entrypoint in getattr(attr, "nameko_entrypoints", ()):
+            url, method = entrypoint.url, entrypoint.method
+            if "<path:" not in url:
+                found.add((method.lower(), re.sub(r"<string:(\w+)>", r"{\1}", url)))
+    return found
+
+
+def resolve(ref):
+    kind, name = ref.split("/")[-2:]
+    return SPEC["components"][kind][name]
+
+
+def test_is_openapi_3_1_and_json():
+    assert SPEC["openapi"] == "3.1.0"
+    assert SPEC["info"]["title"] and SPEC["info"]["version"]
+    assert json.loads(json.dumps(SPEC)) == SPEC
+    assert build_spec() == SPEC  # deterministic: generated once, the same every time
+
+
+def test_every_route_is_documented_and_served():
+    documented = {(method, path) for method, path, _ in operations()}
+    assert documented == EXPECTED
+    assert served_routes() == EXPECTED
+    ids = [op["operationId"] for _, _, op in operations()]
+    assert len(ids) == len(set(ids))
+
+
+def test_request_bodies_reference_component_schemas():
+    expected = {route.url: route.request.__name__.removesuffix("Schema")
+                for route in routes.ROUTES.values() if route.request}
+    for method, path, op in operations():
+        if method != "post":
+            assert "requestBody" not in op
+            continue
+        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{expected[path]}"}
+        assert resolve(schema["$ref"])["type"] == "object"
+    record = SPEC["components"]["schemas"]["RecordVisit"]
+    assert {"cadre_ids", "place", "target", "id"} <= set(record["properties"])
+    assert set(record["required"]) >= {"cadre_ids", "place", "target"}
+    assert record["properties"]["place"] == {"$ref": "#/components/schemas/Place"}
+    assert SPEC["components"]["schemas"]["RegisterUnit"]["properties"]["id"]["pattern"]
+
+
+def test_responses_and_errors():
+    for _, path, op in operations():
+        responses = op["responses"]
+        success = [code for code in responses if code.startswith("2")]
+        assert len(success) == 1, path
+        assert responses[success[0]]["content"]["application/json"]["schema"]
+        for code, response in responses.items():
+            if code.startswith(("4", "5")) and path != "/healthz":
+                body = resolve(response["$ref"]) if "$ref" in response else response
+                assert body["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/Error"}
+    visits = SPEC["paths"]["/api/v1/visits"]["post"]["responses"]
+    assert visits["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/VisitRecorded"}
+    assert set(SPEC["components"]["schemas"]["VisitRecorded"]["properties"]) == {
+        "id", "position", "backfilled"}
+    assert {"400", "401", "403", "409", "422", "504"} <= set(visits)
+    correction = SPEC["paths"]["/api/v1/visits/{visit_id}/corrections"]["post"]["responses"]
+    assert {"400", "401", "403", "404", "409", "422", "504"} <= set(correction)
+    get_visit = SPEC["paths"]["/api/v1/visits/{visit_id}"]["get"]["responses"]
+    assert get_visit["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Visit"}
+
+
+def test_security_is_bearer_except_public_routes():
+    assert SPEC["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http", "scheme": "bearer", "description": "an API token"}
+    assert SPEC["security"] == [{"bearerAuth": []}]
+    for _, path, op in operations():
+        if path in ("/healthz", "/api/v1/openapi.json"):
+            assert op["security"] == []
+            assert "401" not in op["responses"]
+        else:
+            assert "security" not in op  # inherits the document's bearerAuth
+            assert {"401", "403"} <= set(op["responses"])
+
+
+def test_compliance_query_parameters():
+    op = SPEC["paths"]["/api/v1/compliance"]["get"]
+    params = {p["name"]: p for p in op["parameters"]}
+    assert set(params) == {"month", "unit_id", "as_of"}
+    assert all(p["in"] == "query" for p in params.values())
+    assert params["month"]["required"] is True
+    assert params["unit_id"]["required"] is False
+    assert params["as_of"]["schema"]["format"] == "date-time"
+    assert re.match(params["month"]["schema"]["pattern"], "2025-03")
+
+
+def test_path_parameters_are_declared():
+    for _, path, op in operations():
+        names = set(re.findall(r"\{(\w+)\}", path))
+        declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+        assert names == declared, path
+
+
+def test_every_ref_resolves():
+    refs = re.findall(r'"\$ref": "([^"]+)"', json.dumps(SPEC))
+    assert refs
+    for ref in set(refs):
+        assert ref.startswith("#/components/")
+        assert resolve(ref)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openapi_spec_validator") is None,
+                    reason="openapi-spec-validator is not installed")
+def test_validates_with_openapi_spec_validator():
+    from openapi_spec_validator import validate
+
+    validate(SPEC)
