@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.config import ROOT
+from shared.config import ROOT, VAR
 
 ENV_VAR = "GRASSROOTS_TOKENS"
-DEFAULT_PATH = Path("var") / "tokens.json"
+DEFAULT_PATH = VAR / "tokens.json"
 PREFIX = "gr_"
 ROLES = ("operator", "cadre", "head", "supervisor", "auditor")
 # Same shape as the visits service's ids (a cadre or unit id the token is bound to).
@@ -34,7 +34,8 @@ EXIT_USAGE = 2
 
 
 def tokens_path(configured: str | os.PathLike[str] | None = None) -> Path:
-    """Where tokens live: `configured`, else env GRASSROOTS_TOKENS, else var/tokens.json;
+    """Where tokens live: `configured`, else env GRASSROOTS_TOKENS, else tokens.json in var/
+    (GRASSROOTS_VAR);
     a relative path is taken from the repository root, as `grassroots up` runs from there."""
     path = Path(configured or os.environ.get(ENV_VAR) or DEFAULT_PATH)
     return path if path.is_absolute() else ROOT / path

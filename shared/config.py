@@ -6,6 +6,7 @@ environment variables (see docker-compose.yml); the CLI and tests read the same 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import yaml
 from nameko.cli.main import setup_yaml_parser
 
 ROOT = Path(__file__).resolve().parent.parent
+# Where `grassroots up` keeps its state: databases, logs, broker data, tokens, signing key.
+VAR = Path(os.environ.get("GRASSROOTS_VAR") or ROOT / "var")
 SERVICES = ("visits", "compliance", "gateway")
 WRITE_SERVICES = ("visits",)
 

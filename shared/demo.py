@@ -8,10 +8,12 @@ policy's backfill days ago are flagged backfilled by the platform itself, as rec
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import json
 import random
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,9 +69,14 @@ def default_month(today: dt.date, fixed_day: int) -> dt.date:
     return (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
 
 
+def _month_length(month: dt.date) -> int:
+    return calendar.monthrange(month.year, month.month)[1]
+
+
 def _days(month: dt.date, today: dt.date) -> list[dt.date]:
-    nxt = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return [d for d in (month + dt.timedelta(n) for n in range((nxt - month).days)) if d <= today]
+    """The month's days up to today: no visit is recorded for the future."""
+    every = (month + dt.timedelta(n) for n in range(_month_length(month)))
+    return [d for d in every if d <= today]
 
 
 def _visit(rng: random.Random, visit_id: str, cadre_ids: list[str], day: dt.date,
@@ -102,7 +109,8 @@ def build_plan(month: dt.date, today: dt.date, fixed_day: int, seed: int) -> Pla
     rng = random.Random(seed)
     plan = Plan(month)
     days = _days(month, today)
-    fixed = days[min(fixed_day, len(days)) - 1] if len(days) >= min(fixed_day, 28) else None
+    fixed = month.replace(day=min(fixed_day, _month_length(month)))
+    fixed = fixed if fixed in days else None
     since = (month - dt.timedelta(days=40)).isoformat()
     serial = 0
     for unit_id, name, kind, unit_day in UNITS:
@@ -115,30 +123,33 @@ def build_plan(month: dt.date, today: dt.date, fixed_day: int, seed: int) -> Pla
             plan.add("POST", "/cadres", {
                 "id": cadre_id, "name": rng.choice(SURNAMES) + " " + rng.choice(GIVEN),
                 "unit_id": unit_id, "role": role, "effective_from": since,
-                "liaison_unit_ids": [rng.choice(UNITS)[0]] if role == "leader" else [],
+                "liaison_unit_ids": [rng.choice([u for u in UNITS if u[0] != unit_id])[0]]
+                if role == "leader" else [],
             })
         township = name if kind == "township" else rng.choice(["Qiaotou", "Shanhe", "Baishi"])
-        u_day = days[min(unit_day, len(days)) - 1] if unit_day and unit_day <= len(days) else None
+        u_day = None
+        if unit_day:  # the rule's own clamping: the month's last day in shorter months
+            clamped = month.replace(day=min(unit_day, _month_length(month)))
+            u_day = clamped if clamped in days else None
         for cadre_id in staff:
             profile = rng.random()
             if profile < 0.05:  # on leave the whole month
                 plan.add("POST", f"/cadres/{cadre_id}/leave", {
                     "from": month.isoformat(), "to": days[-1].isoformat(), "reason": "sick leave"})
                 continue
-            chosen: set[dt.date] = set()
-            if profile < 0.09 and fixed:  # leave over the fixed day
+            chosen = set(rng.sample(days, min(rng.randint(1, 2), len(days))))
+            if profile < 0.09 and fixed:  # leave over the fixed day: exempt from that rule
                 plan.add("POST", f"/cadres/{cadre_id}/leave", {
                     "from": (fixed - dt.timedelta(days=1)).isoformat(),
                     "to": fixed.isoformat(), "reason": "training course"})
-            elif profile < 0.19:
-                pass  # misses the 28th
+                chosen -= {fixed, fixed - dt.timedelta(days=1)}
+            elif profile < 0.17 and fixed:  # misses the 28th
+                chosen.discard(fixed)
             elif fixed:
                 chosen.add(fixed)
-            if u_day and profile > 0.14:
+            if u_day and profile >= 0.05:
                 chosen.add(u_day)
-            extra = 0 if 0.19 <= profile < 0.26 else rng.randint(0, 2)
-            chosen.update(rng.sample(days, min(extra, len(days))))
-            if 0.19 <= profile < 0.26:  # only one day
+            if 0.17 <= profile < 0.24:  # manages only one day
                 chosen = {rng.choice(days)}
             for day in sorted(chosen):
                 serial += 1
@@ -154,18 +165,18 @@ def build_plan(month: dt.date, today: dt.date, fixed_day: int, seed: int) -> Pla
                 elif rng.random() < 0.02:
                     plan.add("POST", f"/visits/{visit_id}/retraction", {
                         "reason": "recorded twice by mistake"})
-    movers = rng.sample([f"{u[0]}-{n:02d}" for u in UNITS for n in range(4, 14)], 3)
-    for cadre_id in movers:
+    movers = rng.sample([(u[0], f"{u[0]}-{n:02d}") for u in UNITS for n in range(4, 14)], 3)
+    for unit_id, cadre_id in movers:
         plan.add("POST", f"/cadres/{cadre_id}/transfer", {
-            "to_unit_id": rng.choice(UNITS)[0],
+            "to_unit_id": rng.choice([u for u in UNITS if u[0] != unit_id])[0],
             "effective_from": (month + dt.timedelta(days=14)).isoformat()})
     return plan
 
 
 def _operator_token() -> str:
-    from shared.auth import TokenStore, default_tokens_path
+    from shared.auth import TokenStore
 
-    return TokenStore(default_tokens_path()).create("operator")
+    return TokenStore().create("operator")
 
 
 def _api_address() -> str:
@@ -180,12 +191,15 @@ def send_all(plan: Plan, base: str, token: str) -> Iterator[tuple[str, int, Any]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     for method, path, body in tqdm(plan.requests, desc="loading the district month",
-                                   unit="req", file=sys.stderr):
+                                   unit="req", file=sys.stderr, disable=None):
         reply = session.request(method, base + path, json=body, timeout=30)
         yield path, reply.status_code, reply.json()
 
 
-def run_demo(api: str | None = None, month: str | None = None, seed: int = 7) -> int:
+def run_demo(
+    api: str | None = None, month: str | None = None, seed: int = 7, token: str | None = None
+) -> int:
+    """Load the month through the API and print its compliance table; 1 if anything failed."""
     policy = load_policy()
     today = dt.datetime.now(policy.tz).date()
     first = (dt.date.fromisoformat(month + "-01") if month
@@ -193,18 +207,30 @@ def run_demo(api: str | None = None, month: str | None = None, seed: int = 7) ->
     plan = build_plan(first, today, policy.fixed_day, seed)
     base = f"http://{api or _api_address()}/api/v1"
     try:
-        token = _operator_token()
-        failures = [(p, s, b) for p, s, b in send_all(plan, base, token)
-                    if s >= 400 and s != 409]
+        token = token or _operator_token()
+        replies = list(send_all(plan, base, token))
+        failures = [(p, s, b) for p, s, b in replies if s >= 400 and s != 409]
     except requests.ConnectionError:
         print(f"cannot reach the API at {base}: is `make up` running?", file=sys.stderr)
         return 1
     for path, status, body in failures[:10]:
         print(f"refused {status} {path}: {body}", file=sys.stderr)
-    report = requests.get(f"{base}/compliance", params={"month": f"{first:%Y-%m}"},
-                          headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+    head = max((b.get("position", 0) for _p, s, b in replies if s < 300), default=0)
+    report = wait_for_view(base, token, f"{first:%Y-%m}", head)
     print(render(report))
     return 0 if not failures else 1
+
+
+def wait_for_view(base: str, token: str, month: str, position: int,
+                  timeout: float = 60) -> dict[str, Any]:
+    """The month's report once the view has folded the log up to `position`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        report = requests.get(f"{base}/compliance", params={"month": month}, timeout=30,
+                              headers={"Authorization": f"Bearer {token}"}).json()
+        if report["checkpoints"].get("visits", 0) >= position or time.monotonic() > deadline:
+            return report
+        time.sleep(0.5)
 
 
 def render(report: dict[str, Any]) -> str:

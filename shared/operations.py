@@ -11,17 +11,18 @@ from shared.platform import amqp_uri
 from shared.rpc import cluster
 
 
-def rebuild(projection: str, timeout: float = 3600) -> int:
+def rebuild(projection: str, timeout: float = 3600, amqp: str | None = None) -> int:
     """Rebuild a projection from scratch in its service, showing progress until it is done.
 
     The service reads the logs again from position 1 with the same code that applies live
     events; live deliveries wait for it, so nothing is applied twice or lost.
     """
-    with cluster(amqp_uri(), timeout=30) as rpc:
+    with cluster(amqp or amqp_uri(), timeout=30) as rpc:
         service = getattr(rpc, projection)
         service.rebuild()
         deadline = time.monotonic() + timeout
-        with tqdm(desc=f"rebuilding {projection}", unit="ev", file=sys.stderr) as bar:
+        with tqdm(desc=f"rebuilding {projection}", unit="ev", file=sys.stderr,
+                  disable=None) as bar:
             while time.monotonic() < deadline:
                 status = service.status()
                 done = sum(s["checkpoint"] for s in status["sources"].values())

@@ -21,10 +21,9 @@ from typing import Any, TextIO
 import requests
 
 from shared.broker import LocalRabbit, amqp_answers
-from shared.config import ROOT, SERVICES
+from shared.config import ROOT, SERVICES, VAR
 from shared.eventlog import Signer
 
-VAR = Path(os.environ.get("GRASSROOTS_VAR", ROOT / "var"))
 STATE = VAR / "up.json"
 # Libraries' notices about their own deprecations are not for operators to read.
 QUIET = "ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning"

@@ -17,6 +17,8 @@ from shared import wire
 from shared.auth import TokenStore
 from shared.broker import free_port
 from shared.config import SERVICES
+from shared.demo import run_demo
+from shared.operations import rebuild
 from shared.platform import Platform
 from shared.relay import event_exchange
 from shared.rpc import cluster
@@ -156,3 +158,23 @@ def test_a_redelivered_event_changes_nothing(platform: Platform, api: Api) -> No
         until(lambda: _queue_depth(conn) == 0)
     time.sleep(0.5)
     assert api.compliance() == before
+
+
+def test_rebuild_gives_the_same_view(platform: Platform, api: Api) -> None:
+    before = until(lambda: (r := api.compliance())["checkpoints"]["visits"] >= 8 and r)
+    assert rebuild("compliance", amqp=platform.amqp_uri) == 0
+    assert api.compliance() == before
+
+
+def test_demo_loads_a_district_month(platform: Platform, api: Api,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    token = TokenStore(Path(platform.extra_env["GRASSROOTS_TOKENS"])).create("operator")
+    assert run_demo(api=platform.api, month="2026-09", token=token) == 0
+    out = capsys.readouterr().out
+    assert "Compliance, 2026-09" in out and "petitions" in out
+    report = Api(f"http://{platform.api}/api/v1", token).get("/compliance", month="2026-09")
+    units = {u["unit_id"]: u for u in report.json()["units"]}
+    assert len(units) == 12 and sum(u["cadres"] for u in units.values()) >= 140
+    assert sum(u["exempt"] for u in units.values()) > 0
+    assert 0 < sum(u["compliant"] for u in units.values()) < sum(
+        u["cadres"] - u["exempt"] for u in units.values())

@@ -1,0 +1,24 @@
+#!/bin/sh
+# Write a new .env beside docker-compose.yml with fresh secrets: the RabbitMQ and PostgreSQL
+# passwords and the key that signs log checkpoints. Refuses to overwrite an existing file:
+# changing these on a running deployment needs the steps in docs/deploy.md.
+# Usage: sh docker/new-env.sh [path]   (default: .env in the repository root)
+set -eu
+cd "$(dirname "$0")/.."
+target="${1:-.env}"
+if [ -e "$target" ]; then
+    echo "new-env: $target exists; not overwriting it" >&2
+    exit 1
+fi
+# Hex passwords: they go inside URLs (AMQP_URI, *_DATABASE_URL) without any escaping.
+hex() { od -An -tx1 -N "$1" /dev/urandom | tr -d ' \n'; }
+umask 077
+cat > "$target" <<ENV
+# Secrets of this Grassroots deployment (docs/deploy.md). Keep this file out of git and
+# back it up with the databases: without GRASSROOTS_SIGNING_KEY the signed checkpoints
+# cannot be verified.
+POSTGRES_PASSWORD=$(hex 24)
+RABBITMQ_PASSWORD=$(hex 24)
+GRASSROOTS_SIGNING_KEY=ed25519:$(head -c 32 /dev/urandom | base64 | tr -d '\n')
+ENV
+echo "new-env: wrote $target (mode 600)"
