@@ -16,7 +16,17 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, select, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
 
 from shared.eventlog.chain import dumps
@@ -39,7 +49,10 @@ class KeyStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        key_metadata.create_all(engine)
+        with engine.begin() as conn:  # processes opening a fresh database race to create it
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('grassroots.keys'))"))
+            key_metadata.create_all(conn)
 
     def key_for_writing(self, subject: str) -> bytes:
         """The subject's key, made on first use; refused once the subject was forgotten."""

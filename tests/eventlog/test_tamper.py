@@ -1,0 +1,189 @@
+"""Playing the attacker with raw SQL: every kind of tampering is detected and its position named.
+
+Each attack first drops the append-only triggers, as someone with the database's owner rights
+could. A bare hash chain catches edits, deletions and swaps; only signed checkpoints, kept
+outside the database, catch a truncated tail or a tail rewritten with a recomputed chain.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+
+import pytest
+
+import shared.eventlog.log as log_module
+from shared.eventlog import EventLog, NewEvent, Signer
+from shared.eventlog.checkpoints import export, load
+
+N = 12
+
+
+def fill(log: EventLog, n: int = N) -> None:
+    """n more events over three streams, some in batches."""
+    start = log.last_position()
+    done = 0
+    while done < n:
+        size = min(1 + done % 3, n - done)
+        log.append(f"visit-{done % 3}",
+                   [NewEvent("visit.recorded", {"n": done + i, "note": f"v{done + i}"})
+                    for i in range(size)])  # fmt: skip
+        done += size
+    assert log.last_position() == start + n
+
+
+@pytest.fixture(autouse=True)
+def _small_pages(monkeypatch):
+    """Pages of five, so attacks land on, before and after page boundaries."""
+    monkeypatch.setattr(log_module, "PAGE", 5)
+
+
+def assert_bad(report, position: int, *words: str) -> None:
+    assert not report.ok
+    assert report.first_bad_position == position, report
+    for word in words:
+        assert word in report.reason
+
+
+@pytest.mark.parametrize("k", [1, 5, 6, N])
+def test_an_edited_field_is_named(log, raw, k):
+    fill(log)
+    raw.drop_triggers()
+
+    def change(doc):
+        doc["data"]["note"] = "forged"
+
+    raw.edit(k, change)
+    assert_bad(log.verify(), k, "hash")
+    assert log.verify().checked == k - 1
+
+
+def test_an_edited_position_inside_the_record_is_named(log, raw):
+    fill(log)
+    raw.drop_triggers()
+    raw.edit(4, lambda doc: doc.update(position=40))
+    raw.rechain(4)
+    assert_bad(log.verify(), 4, "another position")
+
+
+def test_an_edited_hash_column_is_named(log, raw):
+    fill(log)
+    raw.drop_triggers()
+    raw.run("UPDATE event_log SET hash = :h WHERE position = 7", h="f" * 64)
+    assert_bad(log.verify(), 7, "hash")
+
+
+@pytest.mark.parametrize("k", [1, 5, 6, N - 1])
+def test_a_deleted_row_is_named(log, raw, k):
+    fill(log)
+    raw.drop_triggers()
+    raw.run("DELETE FROM event_log WHERE position = :k", k=k)
+    assert_bad(log.verify(), k, "missing")
+
+
+@pytest.mark.parametrize(("i", "j"), [(3, 8), (1, 2), (5, 6), (2, N)])
+def test_two_swapped_rows_name_the_first(log, raw, i, j):
+    fill(log)
+    raw.drop_triggers()
+    # move row j to i and row i to j (via a free position, as positions are unique)
+    raw.run("UPDATE event_log SET position = -1 WHERE position = :i", i=i)
+    raw.run("UPDATE event_log SET position = :i WHERE position = :j", i=i, j=j)
+    raw.run("UPDATE event_log SET position = :j WHERE position = -1", j=j)
+    assert_bad(log.verify(), i)
+
+
+def test_swapped_record_texts_name_the_first(log, raw):
+    fill(log)
+    raw.drop_triggers()
+    rows = {p: r for p, r, _, _ in raw.rows()}
+    # (stream, version) stays unique throughout, so park row 3's text elsewhere first
+    raw.run("UPDATE event_log SET record = :r WHERE position = 3",
+            r=rows[3].replace('"version":', '"version":99'))
+    raw.run("UPDATE event_log SET record = :r WHERE position = 9", r=rows[3])
+    raw.run("UPDATE event_log SET record = :r WHERE position = 3", r=rows[9])
+    swapped = {p: r for p, r, _, _ in raw.rows()}
+    assert (swapped[3], swapped[9]) == (rows[9], rows[3])
+    assert_bad(log.verify(), 3, "hash")
+
+
+def test_a_truncated_tail_needs_a_checkpoint(signed_log, raw, tmp_path):
+    fill(signed_log)
+    evidence = tmp_path / "checkpoints.jsonl"
+    export(evidence, signed_log.checkpoint())
+    raw.drop_triggers()
+    raw.run("DELETE FROM event_log WHERE position > 8")
+
+    bare = signed_log.verify()
+    assert bare.ok and bare.last_position == 8, "a bare chain cannot see a missing tail"
+    report = signed_log.verify(load(evidence))
+    assert_bad(report, 9, "truncated", str(N))
+
+
+def test_a_rewritten_and_rechained_tail_needs_a_checkpoint(signed_log, raw, tmp_path):
+    evidence = tmp_path / "checkpoints.jsonl"
+    fill(signed_log, 4)
+    export(evidence, signed_log.checkpoint())  # at 4: before the rewrite
+    fill(signed_log, N - 4)
+    export(evidence, signed_log.checkpoint())  # at N
+    fill(signed_log, 3)
+    export(evidence, signed_log.checkpoint())  # at N + 3
+    k = 6
+    raw.drop_triggers()
+    raw.edit(k, lambda doc: doc["data"].update(note="forged"))
+    raw.rechain(k)
+
+    assert signed_log.verify().ok, "the recomputed chain fools a bare verify"
+    report = signed_log.verify(load(evidence))
+    assert_bad(report, N, "signed checkpoint", f"5..{N}", "rewritten")
+    assert report.first_bad_position >= k
+    assert report.checkpoints_checked == 1
+
+
+def test_a_rewrite_after_the_last_checkpoint_passes_an_earlier_one(signed_log, raw, tmp_path):
+    """Checkpoints vouch for what they cover; the rest is only as good as the bare chain."""
+    fill(signed_log)
+    first = signed_log.checkpoint()  # at N
+    signed_log.append("late", [NewEvent("visit.recorded", {"n": 1})] * 3)
+    second = signed_log.checkpoint()  # at N + 3
+    raw.drop_triggers()
+    raw.edit(N + 2, lambda doc: doc["data"].update(n=2))
+    raw.rechain(N + 2)
+    report = signed_log.verify([first])
+    assert report.ok and report.checkpoints_checked == 1
+    assert_bad(signed_log.verify([first, second]), N + 3, f"{N + 1}..{N + 3}")
+
+
+def test_an_intact_log_verifies_against_its_checkpoints(signed_log, tmp_path):
+    evidence = tmp_path / "checkpoints.jsonl"
+    for size in (4, 1, 1):
+        fill(signed_log, size)
+        export(evidence, signed_log.checkpoint())
+    report = signed_log.verify(load(evidence))
+    assert report.ok and report.checkpoints_checked == 3 and report.last_position == 6
+
+
+def forgeries(cp):
+    other = Signer(Signer.generate(cp.alg)).sign(cp.service, cp.position, cp.hash)
+    flipped = bytearray(base64.b64decode(cp.signature))
+    flipped[0] ^= 1
+    return {
+        "moved": dataclasses.replace(cp, position=cp.position - 1),
+        "rehashed": dataclasses.replace(cp, hash="0" * 64),
+        "redated": dataclasses.replace(cp, signed_at="2000-01-01T00:00:00+00:00"),
+        "bit flipped": dataclasses.replace(cp, signature=base64.b64encode(flipped).decode()),
+        "other key": other,
+        "other key, our key id": dataclasses.replace(other, key_id=cp.key_id),
+    }
+
+
+def test_a_forged_checkpoint_is_rejected(signed_log, log_factory):
+    fill(signed_log)
+    cp = signed_log.checkpoint()
+    assert signed_log.verify([cp]).ok
+    for name, forged in forgeries(cp).items():
+        assert not signed_log.signer.valid(forged), name
+        report = signed_log.verify([forged])
+        assert not report.ok, name
+        assert report.first_bad_position == forged.position, name
+        assert "signature" in report.reason, name
+    assert not log_factory().verify([cp]).ok, "no key configured: a checkpoint proves nothing"
