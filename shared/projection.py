@@ -14,7 +14,17 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
@@ -51,8 +61,11 @@ class Projector:
         self.engine = engine
         self._lock = threading.RLock()
         self.rebuilding = False
-        projection.metadata.create_all(engine)
-        checkpoint_metadata.create_all(engine)
+        with engine.begin() as conn:  # replicas opening a fresh database race to create it
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('grassroots.views'))"))
+            projection.metadata.create_all(conn)
+            checkpoint_metadata.create_all(conn)
 
     @classmethod
     def open(cls, projection: Projection, url: str) -> Projector:

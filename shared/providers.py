@@ -3,11 +3,13 @@ beside it), its projector, the campaign policy, and a log reader over RPC for ca
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import eventlet
 from nameko.extensions import DependencyProvider
 
 from shared.commands import MemoryFold
@@ -15,6 +17,8 @@ from shared.eventlog import EventLog, Record
 from shared.policy import Policy, load_policy
 from shared.projection import Fetch, Projection, Projector
 from shared.relay import Relay
+
+RELAY_STOP_SECONDS = 10.0  # how long a clean stop waits for the relay to finish its pass
 
 
 class EventStore(DependencyProvider):
@@ -30,6 +34,7 @@ class EventStore(DependencyProvider):
         self.relay: Relay | None = None
         self._wake = threading.Event()
         self._stopping = False
+        self._thread: Any = None
 
     def setup(self) -> None:
         config = self.container.config
@@ -45,7 +50,7 @@ class EventStore(DependencyProvider):
     def start(self) -> None:
         if self.relay is not None:
             poll = float(self.container.config.get("RELAY_POLL_SECONDS") or 1.0)
-            self.container.spawn_managed_thread(
+            self._thread = self.container.spawn_managed_thread(
                 lambda: self.relay.run(lambda: self._stopping, self._wait, poll),  # type: ignore[union-attr]
                 identifier="relay",
             )
@@ -55,11 +60,19 @@ class EventStore(DependencyProvider):
         self._wake.clear()
 
     def stop(self) -> None:
+        """Let the relay finish its pass and release its lease: nameko kills managed threads
+        right after stopping dependencies, and a killed relay would keep the lease, so that a
+        restarted service could not publish until it expired."""
         self._stopping = True
         self._wake.set()
+        if self._thread is not None:
+            # the container reports the thread's own errors
+            with eventlet.Timeout(RELAY_STOP_SECONDS, False), contextlib.suppress(Exception):
+                self._thread.wait()
 
     def kill(self) -> None:
-        self.stop()
+        self._stopping = True
+        self._wake.set()
 
     def get_dependency(self, worker_ctx: Any) -> EventLog:
         return self.log

@@ -17,7 +17,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from kombu import Connection, Exchange, Producer
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
 
 from shared import wire
@@ -47,8 +57,10 @@ class Checkpoints:
     def __init__(self, engine: Engine, name: str) -> None:
         self.engine, self.name = engine, name
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
-        metadata.create_all(engine)
-        with engine.begin() as conn:
+        with engine.begin() as conn:  # replicas opening a fresh database race to create it
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('grassroots.relay'))"))
+            metadata.create_all(conn)
             if conn.execute(select(relay_checkpoints.c.name).where(
                     relay_checkpoints.c.name == name)).first() is None:
                 conn.execute(relay_checkpoints.insert().values(name=name, position=0))
@@ -123,8 +135,8 @@ class Relay:
         records = list(self.log.read(after=after, limit=self.batch))
         if not records:
             return 0
-        producer = self._ensure_producer()
         try:
+            producer = self._ensure_producer()
             for record in records:
                 event = record.to_cloudevent(personal=False)
                 producer.publish(

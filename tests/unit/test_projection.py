@@ -1,0 +1,271 @@
+"""The projection machinery: idempotent, gap-aware, transactional, rebuildable, as-of.
+
+A tiny projection counts events per stream; the records come from real EventLogs on SQLite.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+import pytest
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select, update
+from sqlalchemy.engine import Engine
+
+from shared.eventlog import EventLog, NewEvent, Record
+from shared.projection import Projector, build_as_of
+from shared.providers import deliver, log_fetch, read_log, view_status
+
+counts_metadata = MetaData()
+counts = Table(
+    "stream_counts", counts_metadata,
+    Column("source", String(100), primary_key=True),
+    Column("stream", String(200), primary_key=True),
+    Column("events", Integer, nullable=False),
+    Column("last_type", String(200), nullable=False),
+)
+
+
+class Counts:
+    """Events per stream of each source; `fail_at` makes apply raise on that position."""
+
+    name = "counts"
+    metadata = counts_metadata
+
+    def __init__(self, sources: tuple[str, ...] = ("alpha",), fail_at: int | None = None) -> None:
+        self.sources = sources
+        self.fail_at = fail_at
+        self.seen: list[tuple[str, int]] = []
+
+    def apply(self, conn: Connection, record: Record) -> None:
+        if record.position == self.fail_at:
+            raise RuntimeError(f"cannot apply {record.position}")
+        self.seen.append((record.source, record.position))
+        key = (counts.c.source == record.source) & (counts.c.stream == record.stream)
+        done = conn.execute(update(counts).where(key).values(
+            events=counts.c.events + 1, last_type=record.type)).rowcount
+        if not done:
+            conn.execute(counts.insert().values(source=record.source, stream=record.stream,
+                                                events=1, last_type=record.type))
+
+
+def rows(engine: Engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(counts).order_by(
+            counts.c.source, counts.c.stream)).all()]
+
+
+def reference(records: Sequence[Record]) -> list[tuple]:
+    """What the table must hold after folding `records` exactly once each."""
+    found: dict[tuple[str, str], list] = {}
+    for r in records:
+        entry = found.setdefault((r.source, r.stream), [0, ""])
+        entry[0] += 1
+        entry[1] = r.type
+    return sorted((s, stream, n, t) for (s, stream), (n, t) in found.items())
+
+
+def open_log(tmp_path, service: str) -> EventLog:
+    return EventLog.open(f"sqlite:///{tmp_path / service}.db", service=service)
+
+
+def fill(log: EventLog, n: int, offset: int = 0) -> list[Record]:
+    """n events over three streams, with a few types; returns what the log holds."""
+    for i in range(offset, offset + n):
+        log.append(f"s-{i % 3}", [NewEvent(f"thing.{'ab'[i % 2]}", {"i": i})])
+    return list(log.read())
+
+
+@pytest.fixture
+def log(tmp_path) -> Iterator[EventLog]:
+    log = open_log(tmp_path, "alpha")
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def projector(tmp_path) -> Projector:
+    return Projector.open(Counts(), f"sqlite:///{tmp_path / 'view.db'}")
+
+
+def test_redelivery_at_or_below_the_checkpoint_changes_nothing(log, projector):
+    records = fill(log, 7)
+    assert projector.checkpoints() == {"alpha": 0}
+    assert projector.apply_batch(records[:5]) == (5, False)
+    after_five = rows(projector.engine)
+    assert after_five == reference(records[:5])
+    assert projector.checkpoints() == {"alpha": 5}
+
+    assert projector.apply_batch(records[2:5]) == (0, False)  # all seen before
+    assert projector.apply_batch([records[0], records[0]]) == (0, False)
+    assert rows(projector.engine) == after_five
+    assert projector.checkpoints() == {"alpha": 5}
+
+    assert projector.apply_batch(records[3:]) == (2, False)  # overlapping: only the new ones
+    assert projector.apply_batch([records[6], records[6]]) == (0, False)
+    assert rows(projector.engine) == reference(records)
+    assert projector.checkpoints() == {"alpha": 7}
+    assert [p for _, p in projector.projection.seen] == list(range(1, 8))  # each exactly once
+
+
+def test_a_gap_stops_the_batch_and_catch_up_fills_it(log, projector):
+    records = fill(log, 9)
+    assert projector.apply_batch(records[:2]) == (2, False)
+    assert projector.apply_batch(records[3:6]) == (0, True)  # 3 is missing
+    assert projector.checkpoints() == {"alpha": 2}
+    assert rows(projector.engine) == reference(records[:2])
+
+    # What came before the gap in a batch is kept; what follows it is not.
+    assert projector.apply_batch([records[2], records[4], records[5]]) == (1, True)
+    assert projector.checkpoints() == {"alpha": 3}
+    assert rows(projector.engine) == reference(records[:3])
+
+    fetch = log_fetch({"alpha": log})
+    assert projector.catch_up(fetch, page=2) == 6  # several pages
+    assert projector.checkpoints() == {"alpha": 9}
+    assert rows(projector.engine) == reference(records)
+    assert projector.catch_up(fetch) == 0
+
+
+def test_deliver_from_the_bus_catches_up_on_a_gap(log, projector):
+    records = fill(log, 6)
+    fetch = log_fetch({"alpha": log})
+    events = [r.to_cloudevent(personal=False) for r in records]
+    assert deliver(projector, events[0], fetch) == 1
+    assert deliver(projector, events[0], fetch) == 0  # redelivered
+    assert deliver(projector, events[3], fetch) == 5  # 2 and 3 were lost: caught up to the head
+    assert projector.checkpoints() == {"alpha": 6}
+    for event in events:
+        assert deliver(projector, event, fetch) == 0
+    assert rows(projector.engine) == reference(records)
+    status = view_status(projector, lambda source: log.last_position() + 2)
+    assert status == {"projection": "counts", "rebuilding": False,
+                      "sources": {"alpha": {"checkpoint": 6, "head": 8, "lag": 2}}}
+
+
+def test_rows_and_checkpoint_commit_together(log, tmp_path):
+    records = fill(log, 5)
+    failing = Counts(fail_at=3)
+    projector = Projector.open(failing, f"sqlite:///{tmp_path / 'view.db'}")
+    with pytest.raises(RuntimeError, match="cannot apply 3"):
+        projector.apply_batch(records)
+    assert failing.seen == [("alpha", 1), ("alpha", 2)]  # applied, then rolled back
+    assert rows(projector.engine) == []
+    assert projector.checkpoints() == {"alpha": 0}
+
+    assert projector.apply_batch(records[:2]) == (2, False)
+    with pytest.raises(RuntimeError):
+        projector.catch_up(log_fetch({"alpha": log}))
+    assert rows(projector.engine) == reference(records[:2])
+    assert projector.checkpoints() == {"alpha": 2}
+
+    failing.fail_at = None  # fixed: the same records apply as if nothing had happened
+    assert projector.catch_up(log_fetch({"alpha": log})) == 3
+    assert rows(projector.engine) == reference(records)
+    assert projector.checkpoints() == {"alpha": 5}
+
+
+def test_rebuild_from_scratch_equals_live_application(log, projector):
+    records = fill(log, 40)
+    # Live: out of order, duplicated, with gaps the bus might produce, caught up when seen.
+    fetch = log_fetch({"alpha": log})
+    deliveries = [1, 2, 2, 5, 3, 4, 5, 6, 6, 1, 9, 10, 12, 11, 30, 40, 39, 40]
+    for position in deliveries:
+        deliver(projector, records[position - 1].to_cloudevent(personal=False), fetch)
+    live = rows(projector.engine)
+    assert live == reference(records)
+
+    # The view drifts (someone edits it by hand): a rebuild starts over from the logs.
+    with projector.engine.begin() as conn:
+        conn.execute(counts.delete().where(counts.c.stream == "s-0"))
+        conn.execute(update(counts).values(events=counts.c.events + 100))
+    progress: list[tuple[str, int]] = []
+    assert projector.rebuild(fetch, progress=lambda s, p: progress.append((s, p))) == 40
+    assert rows(projector.engine) == live
+    assert projector.checkpoints() == {"alpha": 40}
+    assert progress[-1] == ("alpha", 40)
+    assert not projector.rebuilding
+
+    projector.reset()
+    assert rows(projector.engine) == []
+    assert projector.checkpoints() == {"alpha": 0}
+
+
+def test_build_as_of_equals_the_records_recorded_by_then(log, projector):
+    early = fill(log, 6)
+    time.sleep(0.01)
+    instant: datetime = early[-1].recorded_at
+    records = fill(log, 5, offset=6)
+    assert records[6].recorded_at > instant
+    fetch = log_fetch({"alpha": log})
+
+    then = build_as_of(Counts(), fetch, instant)
+    expected = [r for r in records if r.recorded_at <= instant]
+    assert len(expected) == 6
+    assert rows(then.engine) == reference(expected)
+    assert then.checkpoints() == {"alpha": 6}
+    assert rows(then.engine) != reference(records)
+
+    # Later instants see later records; the live view is not touched.
+    for record in records[6:]:
+        view = build_as_of(Counts(), fetch, record.recorded_at)
+        assert rows(view.engine) == reference(
+            [r for r in records if r.recorded_at <= record.recorded_at])
+    assert rows(projector.engine) == []
+
+    first = build_as_of(Counts(), fetch, records[0].recorded_at.replace(year=2000))
+    assert rows(first.engine) == [] and first.checkpoints() == {"alpha": 0}
+
+
+def test_two_sources_keep_their_own_checkpoints(tmp_path):
+    alpha, beta = open_log(tmp_path, "alpha"), open_log(tmp_path, "beta")
+    gamma = open_log(tmp_path, "gamma")  # a log the projection does not fold
+    a = fill(alpha, 4)
+    b = fill(beta, 6)
+    g = fill(gamma, 3)
+    projector = Projector.open(Counts(("alpha", "beta")), f"sqlite:///{tmp_path / 'view.db'}")
+    assert projector.checkpoints() == {"alpha": 0, "beta": 0}
+
+    # Interleaved; the same position in the other log is not a duplicate.
+    assert projector.apply_batch([a[0], b[0], b[1], g[0], a[1], b[2]]) == (5, False)
+    assert projector.checkpoints() == {"alpha": 2, "beta": 3}
+    assert projector.apply_batch([b[2], a[1], b[3]]) == (1, False)
+    assert projector.checkpoints() == {"alpha": 2, "beta": 4}
+
+    # A gap in one log stops the batch; the other's checkpoint is unaffected.
+    assert projector.apply_batch([a[2], b[5], a[3]]) == (1, True)
+    assert projector.checkpoints() == {"alpha": 3, "beta": 4}
+
+    fetch = log_fetch({"alpha": alpha, "beta": beta, "gamma": gamma})
+    assert projector.catch_up(fetch) == 3
+    assert projector.checkpoints() == {"alpha": 4, "beta": 6}
+    assert rows(projector.engine) == reference(a + b)
+    assert not any(source == "gamma" for source, *_ in rows(projector.engine))
+    assert g  # gamma's records were offered and ignored
+
+    rebuilt = Projector.open(Counts(("alpha", "beta")), f"sqlite:///{tmp_path / 'again.db'}")
+    assert rebuilt.rebuild(fetch) == 10
+    assert rows(rebuilt.engine) == rows(projector.engine)
+
+    # Two projections in one database keep their checkpoints apart too.
+    other = Counts(("beta",))
+    other.name = "beta-only"
+    same_db = Projector(other, projector.engine)
+    assert same_db.checkpoints() == {"beta": 0}
+    for log in (alpha, beta, gamma):
+        log.close()
+
+
+def test_read_log_pages_and_withholds_personal_data(log):
+    log.append("visit-1", [NewEvent("visit.recorded", {"who": {"name": "Li Wei"}, "n": 1},
+                                    subject="r1", personal=("who.name",))])
+    fill(log, 4)
+    page = read_log(log, 0, 2, None)
+    assert [e["sequence"] for e in page] == ["1", "2"]
+    assert page[0]["data"] == {"who": {"name": None}, "n": 1}
+    assert next(log.read()).data["who"]["name"] == "Li Wei"
+    assert [e["sequence"] for e in read_log(log, 2, 10_000, None)] == ["3", "4", "5"]
+    until = list(log.read())[2].recorded_at.isoformat()
+    assert [e["sequence"] for e in read_log(log, 0, 10, until)] == ["1", "2", "3"]
+    assert Record.from_cloudevent(page[1]) == list(log.read())[1]
