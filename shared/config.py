@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from nameko.cli.main import setup_yaml_parser
+from nameko.cli.main import IMPLICIT_ENV_VAR_MATCHER, env_var_constructor
 
 ROOT = Path(__file__).resolve().parent.parent
 # Where `grassroots up` keeps its state: databases, logs, broker data, tokens, signing key.
@@ -24,8 +24,16 @@ def config_path(service: str) -> Path:
     return ROOT / "services" / service / "config.yml"
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """nameko's `${VAR:default}` substitution, on a loader of our own: nameko's
+    `setup_yaml_parser` installs it on yaml's global SafeLoader, for every YAML file read."""
+
+
+_ConfigLoader.add_constructor("!env_var", env_var_constructor)
+_ConfigLoader.add_implicit_resolver("!env_var", IMPLICIT_ENV_VAR_MATCHER, None)
+
+
 def load_config(service: str) -> dict[str, Any]:
     """The service's configuration with the current environment substituted."""
-    setup_yaml_parser()
     with open(config_path(service), encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
+        return yaml.load(fh, Loader=_ConfigLoader) or {}  # noqa: S506 - a safe loader

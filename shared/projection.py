@@ -9,6 +9,7 @@ checkpoints are kept per source.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -22,15 +23,15 @@ from sqlalchemy import (
     String,
     Table,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from shared.eventlog import Record
-from shared.eventlog.storage import make_engine
+from shared.eventlog.storage import exclusive, make_engine
 
+log = logging.getLogger(__name__)
 checkpoint_metadata = MetaData()
 projection_checkpoints = Table(
     "projection_checkpoints",
@@ -38,6 +39,9 @@ projection_checkpoints = Table(
     Column("projection", String(100), primary_key=True),
     Column("source", String(100), primary_key=True),
     Column("position", BigInteger, nullable=False),
+    # The hash of the last record applied: the next one must chain onto it (its prev_hash),
+    # so a view never folds events of another log, or of a log that was replaced.
+    Column("hash", String(64), nullable=True),
 )
 # Read `limit` records of `source` after a position, optionally only those recorded by `until`.
 Fetch = Callable[[str, int, int, datetime | None], Sequence[Record]]
@@ -61,9 +65,7 @@ class Projector:
         self.engine = engine
         self._lock = threading.RLock()
         self.rebuilding = False
-        with engine.begin() as conn:  # replicas opening a fresh database race to create it
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('grassroots.views'))"))
+        with exclusive(engine, "grassroots.schema") as conn:
             projection.metadata.create_all(conn)
             checkpoint_metadata.create_all(conn)
 
@@ -79,54 +81,56 @@ class Projector:
         return cls(projection, engine)
 
     def checkpoints(self) -> dict[str, int]:
-        c = projection_checkpoints.c
         with self.engine.connect() as conn:
-            rows = conn.execute(select(c.source, c.position).where(
-                c.projection == self.projection.name)).all()
-        found = {r.source: r.position for r in rows}
-        return {source: found.get(source, 0) for source in self.projection.sources}
+            return {source: position for source, (position, _) in self._heads(conn).items()}
 
     def apply_batch(self, records: Iterable[Record]) -> tuple[int, bool]:
         """Apply records in order, in one transaction; returns (applied, stopped_at_gap).
 
         A record at or below its source's checkpoint is a redelivery and changes nothing; one
-        beyond checkpoint + 1 means something was missed: stop, so the caller catches up.
+        beyond checkpoint + 1, or one that does not chain onto the last applied record, means
+        something was missed: stop, so the caller catches up from the log. The transaction is
+        exclusive per projection, so replicas never apply the same record twice.
         """
         applied, gap = 0, False
-        with self._lock, self.engine.begin() as conn:
-            positions = self._positions(conn)
+        with self._lock, exclusive(self.engine, f"grassroots.projection.{self.name}") as conn:
+            heads = self._heads(conn)
             for record in records:
-                if record.source not in positions:
+                if record.source not in heads:
                     continue  # not a log this projection folds
-                last = positions[record.source]
+                last, last_hash = heads[record.source]
                 if record.position <= last:
                     continue
-                if record.position != last + 1:
+                if record.position != last + 1 or (last_hash and record.prev_hash != last_hash):
                     gap = True
                     break
                 self.projection.apply(conn, record)
-                positions[record.source] = record.position
+                heads[record.source] = (record.position, record.hash)
                 applied += 1
             if applied:
-                self._save(conn, positions)
+                self._save(conn, heads)
         return applied, gap
 
-    def _positions(self, conn: Connection) -> dict[str, int]:
-        c = projection_checkpoints.c
-        rows = conn.execute(select(c.source, c.position).where(
-            c.projection == self.projection.name)).all()
-        found = {r.source: r.position for r in rows}
-        return {source: found.get(source, 0) for source in self.projection.sources}
+    @property
+    def name(self) -> str:
+        return self.projection.name
 
-    def _save(self, conn: Connection, positions: dict[str, int]) -> None:
+    def _heads(self, conn: Connection) -> dict[str, tuple[int, str | None]]:
         c = projection_checkpoints.c
-        for source, position in positions.items():
+        rows = conn.execute(select(c.source, c.position, c.hash).where(
+            c.projection == self.name)).all()
+        found = {r.source: (r.position, r.hash) for r in rows}
+        return {source: found.get(source, (0, None)) for source in self.projection.sources}
+
+    def _save(self, conn: Connection, heads: dict[str, tuple[int, str | None]]) -> None:
+        c = projection_checkpoints.c
+        for source, (position, hash_) in heads.items():
             done = conn.execute(update(projection_checkpoints).where(
-                c.projection == self.projection.name, c.source == source
-            ).values(position=position)).rowcount
+                c.projection == self.name, c.source == source
+            ).values(position=position, hash=hash_)).rowcount
             if not done:
                 conn.execute(projection_checkpoints.insert().values(
-                    projection=self.projection.name, source=source, position=position))
+                    projection=self.name, source=source, position=position, hash=hash_))
 
     def catch_up(
         self, fetch: Fetch, *, until: datetime | None = None, page: int = 500,
@@ -146,6 +150,10 @@ class Projector:
                     if progress is not None:
                         progress(source, records[-1].position)
                     if applied == 0:
+                        log.error(
+                            "%s: the %s log at position %d does not continue the history this "
+                            "view was built from (was the log replaced?); rebuild the view",
+                            self.name, source, records[0].position)
                         break
         return total
 

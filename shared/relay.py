@@ -25,13 +25,13 @@ from sqlalchemy import (
     String,
     Table,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import Engine
 
 from shared import wire
 from shared.eventlog import EventLog
+from shared.eventlog.storage import exclusive
 
 log = logging.getLogger(__name__)
 metadata = MetaData()
@@ -57,9 +57,7 @@ class Checkpoints:
     def __init__(self, engine: Engine, name: str) -> None:
         self.engine, self.name = engine, name
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
-        with engine.begin() as conn:  # replicas opening a fresh database race to create it
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('grassroots.relay'))"))
+        with exclusive(engine, "grassroots.schema") as conn:
             metadata.create_all(conn)
             if conn.execute(select(relay_checkpoints.c.name).where(
                     relay_checkpoints.c.name == name)).first() is None:

@@ -24,13 +24,13 @@ from sqlalchemy import (
     String,
     Table,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import Engine
 
 from shared.eventlog.chain import dumps
 from shared.eventlog.model import ForgottenSubjectError
+from shared.eventlog.storage import exclusive
 
 ENCRYPTED = "$enc"
 key_metadata = MetaData()
@@ -49,9 +49,7 @@ class KeyStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        with engine.begin() as conn:  # processes opening a fresh database race to create it
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('grassroots.keys'))"))
+        with exclusive(engine, "grassroots.schema") as conn:
             key_metadata.create_all(conn)
 
     def key_for_writing(self, subject: str) -> bytes:

@@ -8,12 +8,15 @@ reader tailing by position never skips one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
     Computed,
+    Connection,
     Index,
     Integer,
     MetaData,
@@ -104,14 +107,31 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('sqlite_begin', '')}")
+
+
+@contextmanager
+def exclusive(engine: Engine, name: str) -> Iterator[Connection]:
+    """A write transaction that one process at a time holds for `name`.
+
+    PostgreSQL: a transaction-scoped advisory lock (replicas opening a fresh database race to
+    create its tables; projection replicas race to apply the same record). SQLite: BEGIN
+    IMMEDIATE, which takes the database's single write lock up front.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+            yield conn
+        return
+    with engine.connect() as conn:
+        conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
 
 
 def create_schema(engine: Engine) -> None:
     """Create the log table and its append-only triggers (idempotent, safe across processes)."""
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('grassroots.event_log'))"))
+    with exclusive(engine, "grassroots.schema") as conn:
         log_table(engine.dialect.name).metadata.create_all(conn)
         triggers = POSTGRES_TRIGGERS if engine.dialect.name == "postgresql" else SQLITE_TRIGGERS
         for ddl in triggers:

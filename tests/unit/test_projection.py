@@ -269,3 +269,61 @@ def test_read_log_pages_and_withholds_personal_data(log):
     until = list(log.read())[2].recorded_at.isoformat()
     assert [e["sequence"] for e in read_log(log, 0, 10, until)] == ["1", "2", "3"]
     assert Record.from_cloudevent(page[1]) == list(log.read())[1]
+
+
+def test_a_record_that_does_not_chain_onto_the_view_is_not_applied(tmp_path) -> None:
+    """Same source name, next position, but another log: the hash chain tells them apart."""
+    real = open_log(tmp_path, "alpha")
+    records = fill(real, 4)
+    impostor_dir = tmp_path / "other"
+    impostor_dir.mkdir()
+    impostor = fill(open_log(impostor_dir, "alpha"), 4)
+    projector = Projector.in_memory(Counts())
+    assert projector.apply_batch(records[:2]) == (2, False)
+
+    assert projector.apply_batch(impostor[2:]) == (0, True)
+    assert projector.checkpoints() == {"alpha": 2}
+    assert projector.catch_up(log_fetch({"alpha": real})) == 2
+    assert rows(projector.engine) == reference(records)
+
+
+def test_a_view_built_from_a_replaced_log_stops_and_says_so(tmp_path, caplog) -> None:
+    first = open_log(tmp_path, "alpha")
+    projector = Projector.in_memory(Counts())
+    projector.catch_up(log_fetch({"alpha": first}))
+    fill(first, 3)
+    assert projector.catch_up(log_fetch({"alpha": first})) == 3
+    replaced_dir = tmp_path / "replaced"
+    replaced_dir.mkdir()
+    replaced = open_log(replaced_dir, "alpha")
+    fill(replaced, 5)
+
+    assert projector.catch_up(log_fetch({"alpha": replaced})) == 0
+    assert projector.checkpoints() == {"alpha": 3}
+    assert "does not continue the history" in caplog.text
+
+
+def test_projector_replicas_on_one_database_apply_each_record_once(tmp_path, pg_url) -> None:
+    """Two projectors (as two replicas would) on one PostgreSQL database, fed the same
+    records at once (green threads: psycopg2 yields on every round trip)."""
+    import threading
+
+    records = fill(open_log(tmp_path, "alpha"), 60)
+    replicas = [Projector.open(Counts(), pg_url), Projector.open(Counts(), pg_url)]
+    errors: list[Exception] = []
+
+    def feed(projector: Projector) -> None:
+        try:
+            for record in records:
+                projector.apply_batch([record])
+        except Exception as exc:  # a replica that crashes on a conflict is a failure too
+            errors.append(exc)
+
+    threads = [threading.Thread(target=feed, args=(p,)) for p in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert rows(replicas[0].engine) == reference(records)
+    assert replicas[0].checkpoints() == {"alpha": 60}
