@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from functools import reduce
 from typing import Any, Protocol
 
+from shared.periods import Membership, covers, cut
 from shared.policy import Policy
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -62,13 +63,6 @@ class UnitDaySetting:
 
 
 @dataclass(frozen=True)
-class Membership:
-    unit_id: str
-    start: dt.date
-    end: dt.date | None = None  # inclusive; None while still a member
-
-
-@dataclass(frozen=True)
 class LeavePeriod:
     start: dt.date
     end: dt.date  # inclusive
@@ -83,10 +77,10 @@ class CadreFacts:
     leaves: tuple[LeavePeriod, ...] = ()
 
     def unit_on(self, day: dt.date) -> str | None:
-        return next((m.unit_id for m in self.memberships if _covers(m.start, m.end, day)), None)
+        return next((m.unit_id for m in self.memberships if covers(m.start, m.end, day)), None)
 
     def on_leave(self, day: dt.date) -> bool:
-        return any(_covers(leave.start, leave.end, day) for leave in self.leaves)
+        return any(covers(leave.start, leave.end, day) for leave in self.leaves)
 
 
 @dataclass(frozen=True)
@@ -132,20 +126,6 @@ def facts_from_rows(
         cadre_ids = (*known.cadre_ids, p.cadre_id) if known else (p.cadre_id,)
         visits[p.visit_id] = VisitFacts(p.visit_id, p.date, p.backfilled, cadre_ids)
     return Facts(dict(units), {c.cadre_id: c for c in cadres}, visits)
-
-
-def _covers(start: dt.date, end: dt.date | None, day: dt.date) -> bool:
-    return start <= day and (end is None or day <= end)
-
-
-def _cut(memberships: tuple[Membership, ...], first_day_out: dt.date) -> tuple[Membership, ...]:
-    """Memberships ended the day before `first_day_out` (those starting later dropped)."""
-    last_in = first_day_out - dt.timedelta(days=1)
-    return tuple(
-        replace(m, end=last_in if m.end is None or m.end > last_in else m.end)
-        for m in memberships
-        if m.start < first_day_out
-    )
 
 
 # --- the fold -----------------------------------------------------------------------------------
@@ -201,7 +181,7 @@ def _cadre_transferred(facts: Facts, data: dict[str, Any]) -> Facts:
     if cadre is None:
         return facts
     start = _day(data["effective_from"])
-    memberships = (*_cut(cadre.memberships, start), Membership(data["to_unit_id"], start))
+    memberships = (*cut(cadre.memberships, start), Membership(data["to_unit_id"], start))
     return _with_cadre(facts, replace(cadre, memberships=memberships))
 
 
@@ -219,7 +199,7 @@ def _cadre_left(facts: Facts, data: dict[str, Any]) -> Facts:
         return facts
     out = _day(data["effective_from"])
     return _with_cadre(
-        facts, replace(cadre, left_from=out, memberships=_cut(cadre.memberships, out))
+        facts, replace(cadre, left_from=out, memberships=cut(cadre.memberships, out))
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypedDict
 
 from shared.errors import SCHEMA_FIELD, Conflict, NotFound, Rejected, UnknownReference
 from shared.eventlog import NewEvent
+from shared.periods import Membership, covers, cut
 from shared.policy import Policy
 
 UNIT_REGISTERED = "unit.registered"
@@ -229,13 +230,6 @@ class Unit:
 
 
 @dataclass(frozen=True)
-class Membership:
-    unit_id: str
-    start: dt.date
-    end: dt.date | None = None  # inclusive; None while still a member
-
-
-@dataclass(frozen=True)
 class Leave:
     start: dt.date
     end: dt.date  # inclusive
@@ -261,24 +255,10 @@ class Cadre:
         return self.enrolled_from <= day and (self.left_from is None or day < self.left_from)
 
     def unit_on(self, day: dt.date) -> str | None:
-        return next((m.unit_id for m in self.memberships if _covers(m.start, m.end, day)), None)
+        return next((m.unit_id for m in self.memberships if covers(m.start, m.end, day)), None)
 
     def on_leave(self, day: dt.date) -> bool:
-        return any(_covers(leave.start, leave.end, day) for leave in self.leaves)
-
-
-def _covers(start: dt.date, end: dt.date | None, day: dt.date) -> bool:
-    return start <= day and (end is None or day <= end)
-
-
-def _cut(memberships: tuple[Membership, ...], first_day_out: dt.date) -> tuple[Membership, ...]:
-    """Memberships ended the day before `first_day_out` (those starting later dropped)."""
-    last_in = first_day_out - dt.timedelta(days=1)
-    return tuple(
-        replace(m, end=last_in if m.end is None or m.end > last_in else m.end)
-        for m in memberships
-        if m.start < first_day_out
-    )
+        return any(covers(leave.start, leave.end, day) for leave in self.leaves)
 
 
 @dataclass(frozen=True)
@@ -353,7 +333,7 @@ def _on_enrolled(roster: Roster, data: dict[str, Any]) -> Roster:
 def _on_transferred(roster: Roster, data: dict[str, Any]) -> Roster:
     cadre = roster.cadres[data["cadre_id"]]
     start = _day(data["effective_from"])
-    memberships = (*_cut(cadre.memberships, start), Membership(data["to_unit_id"], start))
+    memberships = (*cut(cadre.memberships, start), Membership(data["to_unit_id"], start))
     return roster.with_cadre(replace(cadre, memberships=memberships))
 
 
@@ -366,7 +346,7 @@ def _on_leave_granted(roster: Roster, data: dict[str, Any]) -> Roster:
 def _on_left(roster: Roster, data: dict[str, Any]) -> Roster:
     cadre = roster.cadres[data["cadre_id"]]
     out = _day(data["effective_from"])
-    memberships = _cut(cadre.memberships, out)
+    memberships = cut(cadre.memberships, out)
     return roster.with_cadre(replace(cadre, left_from=out, memberships=memberships))
 
 
