@@ -10,39 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
+
+import orjson
+
+_SORTED = orjson.OPT_SORT_KEYS
 
 
 def dumps(value: Any) -> str:
-    """Canonical JSON text of a value (sorted keys, compact, UTF-8)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Canonical JSON text of a value: sorted keys, compact, UTF-8 (no ASCII escaping).
 
-
-def _s(value: str | None) -> str:
-    return "null" if value is None else encode_basestring(value)
-
-
-def canonical(
-    position: int, stream: str, version: int, type_: str, schema_version: int, data: str,
-    event_id: str, command_id: str | None, actor: str | None, correlation_id: str | None,
-    causation_id: str | None, occurred_at: str, recorded_at: str, subject: str | None,
-    personal: str | None,
-) -> str:
-    """The record's canonical JSON; `data` and `personal` are already canonical JSON text.
-
-    Built by hand rather than with `json.dumps(dict)` because it is the hot path of append;
-    `tests/unit/test_chain.py` proves it equals `dumps` of the same record.
+    orjson writes it; integers beyond 64 bits, which orjson refuses, fall back to the
+    standard library, whose output is the same JSON for everything else but floats' exponent
+    spelling. Either way the text stored is the text hashed, so verification never needs to
+    reproduce it.
     """
-    return (
-        f'{{"actor":{_s(actor)},"causation_id":{_s(causation_id)},'
-        f'"command_id":{_s(command_id)},"correlation_id":{_s(correlation_id)},'
-        f'"data":{data},"event_id":{_s(event_id)},"occurred_at":{_s(occurred_at)},'
-        f'"personal":{"null" if personal is None else personal},"position":{position},'
-        f'"recorded_at":{_s(recorded_at)},"schema_version":{schema_version},'
-        f'"stream":{_s(stream)},"subject":{_s(subject)},"type":{_s(type_)},'
-        f'"version":{version}}}'
-    )
+    try:
+        return orjson.dumps(value, option=_SORTED).decode()
+    except TypeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def link(prev_hash: str, canonical_text: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +29,28 @@ FORGOTTEN = "subject.forgotten"
 _NUL = "\\u0000"  # how canonical JSON writes U+0000 ...
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # ... unless the backslash is escaped
 Listener = Callable[[int], None]
+
+
+def _has_personal(text: str) -> bool:
+    """Whether a stored record names personal fields, without parsing it.
+
+    In canonical order the top-level `personal` comes just before `position`, and every
+    top-level field after `position` is a scalar, so the last `,"position":` is the top-level
+    one (a nested key in `data` comes earlier).
+    """
+    return not text.endswith('"personal":null', 0, text.rfind(',"position":'))
+
+
+def _uuid4s(count: int) -> list[str]:
+    """Random (version 4) UUIDs as text, several at a time: `uuid.uuid4()` is slow in bulk."""
+    raw = bytearray(os.urandom(16 * count))
+    ids = []
+    for i in range(0, 16 * count, 16):
+        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40  # version 4
+        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80  # RFC 4122 variant
+        h = raw[i:i + 16].hex()
+        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return ids
 
 
 def _ts(moment: datetime) -> str:
@@ -114,7 +135,7 @@ class EventLog:
             raise ValueError("stream must be a non-empty string")
         if not events:
             raise ValueError("append needs at least one event")
-        ids = [str(uuid.uuid4()) for _ in events]
+        ids = _uuid4s(len(events))
         sealed = [self._seal(ev, event_id) for ev, event_id in zip(events, ids, strict=True)]
         meta = (command_id, actor, correlation_id or command_id or ids[0], causation_id)
         raw = self.engine.raw_connection()
@@ -137,7 +158,7 @@ class EventLog:
 
     def _insert(
         self, cur: Any, stream: str, events: Sequence[NewEvent], ids: list[str],
-        sealed: list[tuple[str, str | None]], expected_version: int | None,
+        sealed: list[tuple[dict[str, Any], list[str] | None]], expected_version: int | None,
         meta: tuple[str | None, str | None, str, str | None],
     ) -> tuple[list[int], bool]:
         """Inside the writer lock: idempotency, version check, chaining, insert."""
@@ -160,11 +181,14 @@ class EventLog:
         for i, (ev, (data, personal)) in enumerate(zip(events, sealed, strict=True)):
             position += 1
             version = actual + 1 + i
-            record = chain.canonical(
-                position, stream, version, ev.type, ev.schema_version, data, ids[i], *meta,
-                _ts(ev.occurred_at) if ev.occurred_at else recorded_at, recorded_at,
-                ev.subject, personal,
-            )
+            record = chain.dumps({
+                "position": position, "stream": stream, "version": version, "type": ev.type,
+                "schema_version": ev.schema_version, "data": data, "event_id": ids[i],
+                "command_id": meta[0], "actor": meta[1], "correlation_id": meta[2],
+                "causation_id": meta[3], "recorded_at": recorded_at,
+                "occurred_at": _ts(ev.occurred_at) if ev.occurred_at else recorded_at,
+                "subject": ev.subject, "personal": personal,
+            })
             if _NUL in record and _ESCAPED_NUL.search(record):
                 raise ValueError(f"event {position} of {stream!r}: text may not contain U+0000 "
                                  "(PostgreSQL's JSON cannot hold it)")
@@ -177,14 +201,13 @@ class EventLog:
             cur.executemany(sql.insert, rows)
         return [r[0] for r in rows], True
 
-    def _seal(self, event: NewEvent, event_id: str) -> tuple[str, str | None]:
-        """Canonical data text (personal paths encrypted) and the personal paths as JSON."""
+    def _seal(self, event: NewEvent, event_id: str) -> tuple[dict[str, Any], list[str] | None]:
+        """The data as stored (personal paths encrypted) and the personal paths."""
         if not event.personal:
-            return chain.dumps(event.data), None
+            return event.data, None
         assert event.subject is not None
         key = self.keys.key_for_writing(event.subject)
-        data = encrypt(event.data, event.personal, key, event_id)
-        return chain.dumps(data), chain.dumps(list(event.personal))
+        return encrypt(event.data, event.personal, key, event_id), list(event.personal)
 
     def forget(self, subject: str, *, actor: str | None = None) -> bool:
         """Erase a subject's personal data by destroying their key, and record that it was done.
@@ -261,9 +284,11 @@ class EventLog:
     def _records(self, page: Sequence[tuple[Any, ...]]) -> Iterator[Record]:
         service, upcasters = self.service, self.upcasters
         parse = datetime.fromisoformat
-        docs = [loads(row[1]) for row in page]
-        keys = self.keys.keys({d["subject"] for d in docs if d["personal"]})
-        for row, d in zip(page, docs, strict=True):
+        keys = self.keys.keys(
+            {loads(row[1])["subject"] for row in page if _has_personal(row[1])}
+        )
+        for position, text, prev_hash, hash_ in page:
+            d = loads(text)
             data, personal, redacted = d["data"], (), ()
             if d["personal"]:
                 personal = tuple(d["personal"])
@@ -272,9 +297,9 @@ class EventLog:
             if upcasters:
                 version, data = upcasters.upcast(d["type"], version, data)
             yield Record(
-                row[0], d["stream"], d["version"], d["type"], version, data, d["event_id"],
+                position, d["stream"], d["version"], d["type"], version, data, d["event_id"],
                 d["command_id"], d["actor"], d["correlation_id"], d["causation_id"],
-                parse(d["occurred_at"]), parse(d["recorded_at"]), row[2], row[3], service,
+                parse(d["occurred_at"]), parse(d["recorded_at"]), prev_hash, hash_, service,
                 d["subject"], personal, redacted,
             )
 

@@ -1,4 +1,4 @@
-"""chain.canonical, hand-built for speed, is exactly chain.dumps of the same record."""
+"""The canonical JSON every record is stored and hashed as, and the chain link itself."""
 
 from __future__ import annotations
 
@@ -40,22 +40,17 @@ def record(text: str | None, position: int = 7, personal: list[str] | None = Non
     }  # fmt: skip
 
 
-def canonical_of(doc: dict) -> str:
-    return chain.canonical(
-        doc["position"], doc["stream"], doc["version"], doc["type"], doc["schema_version"],
-        chain.dumps(doc["data"]), doc["event_id"], doc["command_id"], doc["actor"],
-        doc["correlation_id"], doc["causation_id"], doc["occurred_at"], doc["recorded_at"],
-        doc["subject"],
-        None if doc["personal"] is None else chain.dumps(doc["personal"]),
-    )  # fmt: skip
+def reference(value: object) -> str:
+    """The canonical form as the standard library writes it."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @pytest.mark.parametrize("text", [*TRICKY, None])
 @pytest.mark.parametrize("personal", [None, ["name", "address.street"]])
-def test_canonical_equals_dumps_for_tricky_strings(text, personal):
+def test_canonical_equals_the_standard_library_for_tricky_strings(text, personal):
     doc = record(text, personal=personal)
-    text_ = canonical_of(doc)
-    assert text_ == chain.dumps(doc)
+    text_ = chain.dumps(doc)
+    assert text_ == reference(doc)
     assert json.loads(text_) == doc
 
 
@@ -67,7 +62,7 @@ def test_dumps_is_sorted_compact_and_not_ascii_escaped():
 
 
 def test_link_is_sha256_of_prev_hash_and_canonical_text():
-    text_ = canonical_of(record("ü"))
+    text_ = chain.dumps(record("ü"))
     prev = "ab" * 32
     assert chain.link(prev, text_) == hashlib.sha256((prev + text_).encode()).hexdigest()
     assert chain.link(prev, text_) != chain.link("cd" * 32, text_)
@@ -79,6 +74,24 @@ def test_link_is_sha256_of_prev_hash_and_canonical_text():
     position=st.integers(1, 2**62),
     personal=st.none() | st.lists(st.text(max_size=5), max_size=3),
 )
-def test_canonical_equals_dumps_for_any_text(text, position, personal):
+def test_canonical_equals_the_standard_library_for_any_text(text, position, personal):
     doc = record(text, position, personal)
-    assert canonical_of(doc) == chain.dumps(doc)
+    assert chain.dumps(doc) == reference(doc)
+
+
+def test_integers_beyond_64_bits_still_get_a_canonical_form():
+    doc = {"b": 2**70, "a": -(2**65)}
+    assert chain.dumps(doc) == f'{{"a":{-(2**65)},"b":{2**70}}}'
+
+
+def test_event_ids_are_distinct_version_4_uuids():
+    import uuid
+
+    from shared.eventlog.log import _uuid4s
+
+    ids = _uuid4s(500)
+    assert len(set(ids)) == 500
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
