@@ -54,7 +54,7 @@ GENERATED = {
 def log_table(dialect: str) -> Table:
     """The log table for a dialect (the generated-column expressions differ)."""
     expr = GENERATED["postgresql" if dialect == "postgresql" else "sqlite"]
-    return Table(
+    table = Table(
         "event_log",
         MetaData(),
         Column("position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
@@ -68,8 +68,13 @@ def log_table(dialect: str) -> Table:
         Column("command_id", String(200), Computed(expr["command_id"], persisted=True)),
         Column("recorded_at", String(40), Computed(expr["recorded_at"], persisted=True)),
         UniqueConstraint("stream", "version", name="uq_event_log_stream_version"),
-        Index("ix_event_log_command_id", "command_id"),
     )
+    # Only commands are looked up, never the events without one: a partial index spares
+    # those appends an index page in every commit.
+    with_command = table.c.command_id.is_not(None)
+    Index("ix_event_log_command_id", table.c.command_id,
+          sqlite_where=with_command, postgresql_where=with_command)
+    return table
 
 
 SQLITE_TRIGGERS = [
