@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import requests
+
 from shared.broker import free_port
 from shared.config import ROOT
 
@@ -50,3 +52,66 @@ def test_up_status_second_up_and_ctrl_c(amqp_uri: str, tmp_path: Path) -> None:
     assert up.returncode == 0, rest
     assert "stopped." in rest and "Traceback" not in "".join(lines) + rest
     assert not (tmp_path / "up.json").exists()
+
+
+def _up_until_ready(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
+    up = _grassroots("up", env=env, start_new_session=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    assert up.stdout is not None
+    while time.monotonic() < deadline:
+        line = up.stdout.readline()
+        lines.append(line)
+        if "Grassroots is up" in line or up.poll() is not None:
+            break
+    assert any("Grassroots is up" in line for line in lines), "".join(lines)
+    return up, lines
+
+
+def _stop(up: subprocess.Popen[str]) -> str:
+    up.send_signal(signal.SIGINT)
+    rest, _ = up.communicate(timeout=90)
+    assert up.returncode == 0, rest
+    return rest
+
+
+def test_up_starts_and_stops_its_own_broker_and_a_second_run_keeps_the_data(
+    tmp_path: Path,
+) -> None:
+    """The default `make up`: no AMQP_URI, so a local RabbitMQ node under var/; twice."""
+    from shared.auth import TokenStore
+    from shared.broker import amqp_answers
+
+    port = free_port()
+    api = f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if k != "AMQP_URI"}
+    env.update(GRASSROOTS_VAR=str(tmp_path), GATEWAY_ADDRESS=api,
+               GRASSROOTS_AMQP_PORT=str(port))
+    broker = f"amqp://guest:guest@127.0.0.1:{port}//"
+
+    up, lines = _up_until_ready(env)
+    try:
+        assert any("starting a local RabbitMQ node" in line for line in lines)
+        token = TokenStore(tmp_path / "tokens.json").create("operator")
+        reply = requests.post(f"http://{api}/api/v1/units", timeout=30,
+                              headers={"Authorization": f"Bearer {token}"},
+                              json={"id": "baishi", "name": "Baishi Township",
+                                    "kind": "township"})
+        assert reply.status_code == 201, reply.text
+    finally:
+        rest = _stop(up)
+    assert "stopping the local RabbitMQ node" in rest
+    assert not amqp_answers(broker, timeout=1)
+
+    up, _ = _up_until_ready(env)
+    try:
+        reply = requests.get(f"http://{api}/api/v1/compliance", params={"month": "2026-10"},
+                             headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert reply.status_code == 200, reply.text
+        assert [u["unit_id"] for u in reply.json()["units"]] == ["baishi"]
+        status = _grassroots("status", env=env)
+        out, _ = status.communicate(timeout=60)
+        assert status.returncode == 0 and '"last_position": 1' in out, out
+    finally:
+        _stop(up)
+    assert not amqp_answers(broker, timeout=1)
