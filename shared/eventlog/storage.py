@@ -39,14 +39,12 @@ GENERATED = {
         "version": "json_extract(record, '$.version')",
         "type": "json_extract(record, '$.type')",
         "command_id": "json_extract(record, '$.command_id')",
-        "recorded_at": "json_extract(record, '$.recorded_at')",
     },
     "postgresql": {
         "stream": "(record::jsonb ->> 'stream')",
         "version": "((record::jsonb ->> 'version')::integer)",
         "type": "(record::jsonb ->> 'type')",
         "command_id": "(record::jsonb ->> 'command_id')",
-        "recorded_at": "(record::jsonb ->> 'recorded_at')",
     },
 }
 
@@ -66,7 +64,6 @@ def log_table(dialect: str) -> Table:
         Column("version", Integer, Computed(expr["version"], persisted=True)),
         Column("type", String(200), Computed(expr["type"], persisted=True)),
         Column("command_id", String(200), Computed(expr["command_id"], persisted=True)),
-        Column("recorded_at", String(40), Computed(expr["recorded_at"], persisted=True)),
         UniqueConstraint("stream", "version", name="uq_event_log_stream_version"),
     )
     # Only commands are looked up, never the events without one: a partial index spares
@@ -156,13 +153,15 @@ class Statements:
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
         mark = "?" if dialect == "sqlite" else "%s"
+        recorded = ("json_extract(record, '$.recorded_at')" if dialect == "sqlite"
+                    else "(record::jsonb ->> 'recorded_at')")
         self.by_command = (
             f"SELECT position FROM event_log WHERE command_id = {mark} ORDER BY position"
         )
         self.head = (
             "SELECT (SELECT COALESCE(MAX(version), 0) FROM event_log WHERE stream = "
             f"{mark}), h.position, h.hash, h.recorded_at FROM (SELECT 1 AS one) AS o "
-            "LEFT JOIN (SELECT position, hash, recorded_at FROM event_log "
+            f"LEFT JOIN (SELECT position, hash, {recorded} AS recorded_at FROM event_log "
             "ORDER BY position DESC LIMIT 1) AS h ON 1 = 1"
         )
         self.insert = f"INSERT INTO event_log ({READ}) VALUES ({mark}, {mark}, {mark}, {mark})"
