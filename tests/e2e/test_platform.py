@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,17 @@ def test_demo_loads_a_district_month(platform: Platform, api: Api,
     assert sum(u["exempt"] for u in units.values()) > 0
     assert 0 < sum(u["compliant"] for u in units.values()) < sum(
         u["cadres"] - u["exempt"] for u in units.values())
+
+
+def test_compliance_as_of_an_instant(api: Api) -> None:
+    """The view as it stood just before, and at, the moment the second visit was recorded."""
+    recorded = datetime.fromisoformat(api.get("/visits/v-2").json()["recorded_at"])
+    before = api.get("/compliance", month=MONTH,
+                     as_of=(recorded - timedelta(microseconds=1)).isoformat())
+    at = api.get("/compliance", month=MONTH, as_of=recorded.isoformat())
+    assert before.status_code == at.status_code == 200, before.text
+    assert cadre_row(before.json(), "c-1")["dates"] == ["2026-10-15"]
+    assert cadre_row(at.json(), "c-1")["dates"] == ["2026-10-15", "2026-10-28"]
+    assert at.json()["as_of"] is not None
+    bad = api.get("/compliance", month=MONTH, as_of="yesterday")
+    assert bad.status_code == 400 and "as_of" in bad.json()["errors"]
