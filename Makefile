@@ -41,10 +41,12 @@ up: venv install broker
 test: venv install broker
 	@bash scripts/ensure-postgres.sh
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf var/

@@ -151,7 +151,7 @@ class _Peer:
             conn._sqlite_conn.execute("PRAGMA synchronous=FULL")
             return conn
 
-        pool._create_connection = full_sync
+        pool._create_connection = full_sync  # type: ignore[method-assign]
         recorder = self._recorder(store)
         recorder.create_table()
         with store.transaction(commit=False) as cur:

@@ -109,8 +109,8 @@ def build_plan(month: dt.date, today: dt.date, fixed_day: int, seed: int) -> Pla
     rng = random.Random(seed)
     plan = Plan(month)
     days = _days(month, today)
-    fixed = month.replace(day=min(fixed_day, _month_length(month)))
-    fixed = fixed if fixed in days else None
+    fixed_date = month.replace(day=min(fixed_day, _month_length(month)))
+    fixed = fixed_date if fixed_date in days else None
     since = (month - dt.timedelta(days=40)).isoformat()
     serial = 0
     for unit_id, name, kind, unit_day in UNITS:

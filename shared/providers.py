@@ -51,7 +51,7 @@ class EventStore(DependencyProvider):
         if self.relay is not None:
             poll = float(self.container.config.get("RELAY_POLL_SECONDS") or 1.0)
             self._thread = self.container.spawn_managed_thread(
-                lambda: self.relay.run(lambda: self._stopping, self._wait, poll),  # type: ignore[union-attr]
+                lambda: self.relay.run(lambda: self._stopping, self._wait, poll),
                 identifier="relay",
             )
 

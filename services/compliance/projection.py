@@ -123,7 +123,7 @@ class ComplianceProjection:
     """Folds the visits log into the facts the compliance rules need."""
 
     name = "compliance"
-    sources = ("visits",)
+    sources: tuple[str, ...] = ("visits",)
     metadata = metadata
 
     def apply(self, conn: Connection, record: Record) -> None:

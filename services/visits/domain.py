@@ -304,6 +304,10 @@ def _day(value: str | None) -> dt.date | None:
     return dt.date.fromisoformat(value) if value else None
 
 
+def _date(value: str) -> dt.date:
+    return dt.date.fromisoformat(value)
+
+
 def _on_registered(roster: Roster, data: dict[str, Any]) -> Roster:
     setting = UnitDaySetting(None, data.get("unit_day"))
     return roster.with_unit(Unit(data["unit_id"], data["name"], data["kind"], (setting,)))
@@ -311,14 +315,14 @@ def _on_registered(roster: Roster, data: dict[str, Any]) -> Roster:
 
 def _on_unit_day_set(roster: Roster, data: dict[str, Any]) -> Roster:
     unit = roster.units[data["unit_id"]]
-    start = _day(data["effective_from"])
+    start = _date(data["effective_from"])
     kept = tuple(s for s in unit.unit_days if s.effective_from is None or s.effective_from < start)
     settings = (*kept, UnitDaySetting(start, data.get("unit_day")))
     return roster.with_unit(replace(unit, unit_days=settings))
 
 
 def _on_enrolled(roster: Roster, data: dict[str, Any]) -> Roster:
-    start = _day(data["effective_from"])
+    start = _date(data["effective_from"])
     cadre = Cadre(
         cadre_id=data["cadre_id"],
         name=data["name"],
@@ -332,20 +336,20 @@ def _on_enrolled(roster: Roster, data: dict[str, Any]) -> Roster:
 
 def _on_transferred(roster: Roster, data: dict[str, Any]) -> Roster:
     cadre = roster.cadres[data["cadre_id"]]
-    start = _day(data["effective_from"])
+    start = _date(data["effective_from"])
     memberships = (*cut(cadre.memberships, start), Membership(data["to_unit_id"], start))
     return roster.with_cadre(replace(cadre, memberships=memberships))
 
 
 def _on_leave_granted(roster: Roster, data: dict[str, Any]) -> Roster:
     cadre = roster.cadres[data["cadre_id"]]
-    leave = Leave(_day(data["from"]), _day(data["to"]), data["reason"])
+    leave = Leave(_date(data["from"]), _date(data["to"]), data["reason"])
     return roster.with_cadre(replace(cadre, leaves=(*cadre.leaves, leave)))
 
 
 def _on_left(roster: Roster, data: dict[str, Any]) -> Roster:
     cadre = roster.cadres[data["cadre_id"]]
-    out = _day(data["effective_from"])
+    out = _date(data["effective_from"])
     memberships = cut(cadre.memberships, out)
     return roster.with_cadre(replace(cadre, left_from=out, memberships=memberships))
 

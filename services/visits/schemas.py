@@ -44,7 +44,9 @@ DIARY_FIELDS = ("thinks", "hopes", "glad", "worries", "notes")
 class TupleList(fields.List):
     """A JSON array loaded as a tuple, as the frozen commands hold it."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple:
+    def _deserialize(  # type: ignore[override]
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> tuple[Any, ...]:
         return tuple(super()._deserialize(value, attr, data, **kwargs))
 
 

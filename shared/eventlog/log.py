@@ -230,7 +230,7 @@ class EventLog:
         try:
             cur = raw.cursor()
             cur.execute(sql, params)
-            rows = cur.fetchall()
+            rows = list(cur.fetchall())
             raw.commit()  # end the read transaction at once
             return rows
         finally:
@@ -289,7 +289,9 @@ class EventLog:
         )
         for position, text, prev_hash, hash_ in page:
             d = loads(text)
-            data, personal, redacted = d["data"], (), ()
+            data = d["data"]
+            personal: tuple[str, ...] = ()
+            redacted: tuple[str, ...] = ()
             if d["personal"]:
                 personal = tuple(d["personal"])
                 data, redacted = decrypt(data, personal, keys.get(d["subject"]), d["event_id"])
