@@ -32,9 +32,23 @@ def load(schema: type[Schema], payload: Any) -> dict[str, Any]:
         raise Invalid(flatten(exc.messages)) from None
 
 
+class ContractBroken(Exception):
+    """A decision produced event data its own schema refuses: a bug, never the caller's."""
+
+
+def check_contract(events: Sequence[NewEvent], contract: Mapping[str, type[Schema]]) -> None:
+    """Every event whose type the contract names must load with its schema before it is
+    appended: the log only ever holds what subscribers were promised."""
+    for event in events:
+        schema = contract.get(event.type)
+        errors = schema().validate(event.data) if schema is not None else {}
+        if errors:
+            raise ContractBroken(f"{event.type} does not match its schema: {flatten(errors)}")
+
+
 def execute(
     log: EventLog, stream: str, decide: Decide, *, command_id: str | None,
-    actor: str | None,
+    actor: str | None, contract: Mapping[str, type[Schema]] | None = None,
 ) -> list[Record]:
     """Decide and append; return the records the command produced (or produced before)."""
     for attempt in range(RETRIES):
@@ -46,6 +60,7 @@ def execute(
         events = decide(history)
         if not events:
             return []
+        check_contract(events, contract or {})
         try:
             positions = log.append(
                 stream, events, expected_version=history[-1].version if history else 0,

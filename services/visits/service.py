@@ -38,7 +38,7 @@ class VisitsService:
             self.log, stream,
             lambda history: domain.decide(command, history, self.roster.current(self.log),
                                           datetime.now(UTC), self.policy),
-            command_id=command_id, actor=actor,
+            command_id=command_id, actor=actor, contract=schemas.EVENT_SCHEMAS,
         )
         last = records[-1] if records else self.log.read_stream(stream)[-1]
         reply = {"id": stream.split("-", 1)[1], "position": last.position}

@@ -89,7 +89,7 @@ def http_services() -> list[str]:
 
 def interpolate(value: str) -> str:
     """The value as Compose would make it with no variable set: defaults taken, and each
-    required variable replaced by a visible placeholder (`required-NAME`)."""
+    required variable replaced by a visible stand-in (`required-NAME`)."""
 
     def one(m: re.Match[str]) -> str:
         if m.group("escaped"):
