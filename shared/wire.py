@@ -9,18 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 import kombu.serialization
-import orjson
+import msgspec
 
 CONTENT_TYPE = "application/cloudevents+json"
 SERIALIZER = "cloudevents"
 
 
 def encode(event: Any) -> bytes:
-    return orjson.dumps(event)
+    return msgspec.json.encode(event)
 
 
 def decode(body: bytes | str) -> Any:
-    return orjson.loads(body)
+    return msgspec.json.decode(body)
 
 
 def register() -> None:

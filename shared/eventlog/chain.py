@@ -9,26 +9,22 @@ ciphertext, so erasing a key never breaks the chain.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
-import orjson
+import msgspec
 
-_SORTED = orjson.OPT_SORT_KEYS
+_encoder = msgspec.json.Encoder(order="sorted")
 
 
 def dumps(value: Any) -> str:
     """Canonical JSON text of a value: sorted keys, compact, UTF-8 (no ASCII escaping).
 
-    orjson writes it; integers beyond 64 bits, which orjson refuses, fall back to the
-    standard library, whose output is the same JSON for everything else but floats' exponent
-    spelling. Either way the text stored is the text hashed, so verification never needs to
-    reproduce it.
+    msgspec writes it: the same JSON as the standard library's
+    `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)` but for floats'
+    exponent spelling (1e16, not 1e+16). The text stored is the text hashed, so verification
+    never needs to reproduce it.
     """
-    try:
-        return orjson.dumps(value, option=_SORTED).decode()
-    except TypeError:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _encoder.encode(value).decode()
 
 
 def link(prev_hash: str, canonical_text: str) -> str:

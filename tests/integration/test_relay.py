@@ -14,7 +14,7 @@ from typing import Any
 
 import eventlet
 import kombu
-import orjson
+import msgspec
 import pytest
 from amqp.exceptions import ChannelError, MessageNacked
 from kombu.message import Message
@@ -129,7 +129,7 @@ def append_mixed(log: EventLog, start: int = 0) -> list[int]:
 
 
 def body(message: Message) -> dict[str, Any]:
-    return orjson.loads(message.body)
+    return msgspec.json.decode(message.body)
 
 
 def sequences(messages: list[Message]) -> list[int]:
