@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 
-warnings.filterwarnings("ignore", category=DeprecationWarning)  # eventlet, nameko on import
+from shared.quiet import quiet
+
+quiet()  # before anything imports eventlet or nameko
 
 
 def _up(_args: argparse.Namespace) -> int:

@@ -90,7 +90,7 @@ class Platform:
         logs.mkdir(parents=True, exist_ok=True)
         out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "nameko", "run", "--config",
+            [sys.executable, "-m", "shared.serve", "run", "--config",
              str(ROOT / "services" / name / "config.yml"), f"services.{name}.service"],
             cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,

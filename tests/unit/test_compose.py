@@ -440,7 +440,8 @@ def test_the_dockerfile_installs_the_project_and_checks_health():
 def test_the_entry_script_runs_the_service_the_way_grassroots_up_does():
     script = RUN_SERVICE.read_text(encoding="utf-8")
     assert script.startswith("#!/bin/sh")
-    assert 'exec python -m nameko run --config "$config" "services.$service.service"' in script
+    assert 'exec python -m shared.serve run --config "$config" "services.$service.service"' \
+        in script
     assert 'config="services/$service/config.yml"' in script
     assert RUN_SERVICE.stat().st_mode & 0o111, "docker/run-service.sh must be executable"
 
@@ -566,8 +567,9 @@ def test_the_health_check_fails_when_the_broker_is_away(health, amqp_uri):
 def test_the_health_check_sees_whether_the_nameko_process_lives(health):
     service = f"probe{free_port()}"
     assert not health.nameko_running(service)
-    # A process with the argv of `python -m nameko run --config ... services.<name>.service`.
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "nameko",
+    # A process with the argv of `python -m shared.serve run --config ... services.<name>.service`.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m",
+                             "shared.serve",
                              "run", "--config", "x.yml", f"services.{service}.service"])
     try:
         deadline = time.monotonic() + 10
