@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from marshmallow import Schema, ValidationError
 
+from shared.contracts import personal_paths, subject_path, value_at
 from shared.errors import Conflict, Invalid, flatten
 from shared.eventlog import ConcurrencyError, EventLog, NewEvent, Record
 
@@ -38,12 +39,22 @@ class ContractBroken(Exception):
 
 def check_contract(events: Sequence[NewEvent], contract: Mapping[str, type[Schema]]) -> None:
     """Every event whose type the contract names must load with its schema before it is
-    appended: the log only ever holds what subscribers were promised."""
+    appended, and mark as personal exactly what its schema marks, under the subject the
+    schema names: the log only ever holds what subscribers were promised."""
     for event in events:
         schema = contract.get(event.type)
-        errors = schema().validate(event.data) if schema is not None else {}
+        if schema is None:
+            continue
+        errors = schema().validate(event.data)
         if errors:
             raise ContractBroken(f"{event.type} does not match its schema: {flatten(errors)}")
+        present = {p for p in personal_paths(schema) if value_at(event.data, p) is not None}
+        if set(event.personal) != present:
+            raise ContractBroken(f"{event.type} marks {sorted(event.personal)} personal; "
+                                 f"its schema marks {sorted(present)}")
+        where = subject_path(schema)
+        if present and (where is None or event.subject != value_at(event.data, where)):
+            raise ContractBroken(f"{event.type}: personal data without its schema's subject")
 
 
 def execute(

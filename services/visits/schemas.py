@@ -331,7 +331,9 @@ class ResidentData(Schema):
 
 class TargetData(Schema):
     kind = one_of(TARGET_KINDS, required=True)
-    resident_id = ident(required=True, allow_none=True, metadata={"description": "data subject"})
+    resident_id = ident(required=True, allow_none=True, metadata={
+        "description": "the data subject: the resident's key encrypts `resident`", "subject": True,
+    })
     resident = fields.Nested(ResidentData, required=True, allow_none=True, metadata={
         "description": "encrypted under the resident's key; null once the resident is forgotten",
     })
