@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import json
 import random
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import requests
 from tqdm import tqdm
 
+from shared.platform import api_address
 from shared.policy import load_policy
 
 UNITS = [
@@ -179,14 +179,6 @@ def _operator_token() -> str:
     return TokenStore().create("operator")
 
 
-def _api_address() -> str:
-    from shared.platform import STATE
-
-    if STATE.exists():
-        return json.loads(STATE.read_text())["api"]
-    return "127.0.0.1:8000"
-
-
 def send_all(plan: Plan, base: str, token: str) -> Iterator[tuple[str, int, Any]]:
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
@@ -205,7 +197,7 @@ def run_demo(
     first = (dt.date.fromisoformat(month + "-01") if month
              else default_month(today, policy.fixed_day))
     plan = build_plan(first, today, policy.fixed_day, seed)
-    base = f"http://{api or _api_address()}/api/v1"
+    base = f"http://{api or api_address()}/api/v1"
     try:
         token = token or _operator_token()
         replies = list(send_all(plan, base, token))

@@ -201,11 +201,20 @@ def up() -> int:
             platform.say("stopped.")
 
 
+def running() -> dict[str, Any]:
+    """What the running `up` wrote to var/up.json (broker, API address), or {}."""
+    return json.loads(STATE.read_text()) if STATE.exists() else {}
+
+
 def amqp_uri() -> str:
-    """The broker of the running platform (var/up.json), else AMQP_URI, else the default."""
-    if STATE.exists():
-        return json.loads(STATE.read_text())["amqp_uri"]
-    return os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672//")
+    """The broker of the running platform, else AMQP_URI, else the default."""
+    return running().get("amqp_uri") or os.environ.get(
+        "AMQP_URI", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def api_address() -> str:
+    """The API of the running platform, else GATEWAY_ADDRESS, else the default."""
+    return running().get("api") or os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:8000")
 
 
 def status(out: TextIO = sys.stdout) -> int:
@@ -218,7 +227,7 @@ def status(out: TextIO = sys.stdout) -> int:
         return 1
     print(f"broker: ok ({uri.split('@')[-1]})", file=out)
     healthy = True
-    api = json.loads(STATE.read_text())["api"] if STATE.exists() else None
+    api = running().get("api")
     if api:
         try:
             health = requests.get(f"http://{api}/healthz", timeout=5)

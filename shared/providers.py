@@ -16,7 +16,7 @@ from shared.commands import MemoryFold
 from shared.eventlog import EventLog, Record
 from shared.policy import Policy, load_policy
 from shared.projection import Fetch, Projection, Projector
-from shared.relay import Relay
+from shared.relay import Relay, published
 
 RELAY_STOP_SECONDS = 10.0  # how long a clean stop waits for the relay to finish its pass
 
@@ -210,9 +210,7 @@ def view_status(projector: Projector, fetch_head: Callable[[str], int]) -> dict[
 
 def log_status(log: EventLog) -> dict[str, Any]:
     """A write service's status: its log's head and how far its relay lags behind."""
-    from shared.relay import Checkpoints
-
     head = log.last_position()
-    published = Checkpoints(log.engine, f"relay:{log.service}").position()
+    done = published(log.engine, f"relay:{log.service}")
     return {"service": log.service, "last_position": head,
-            "relay": {"checkpoint": published, "lag": head - published}}
+            "relay": {"checkpoint": done, "lag": head - done}}

@@ -51,6 +51,13 @@ def event_exchange(service: str) -> Exchange:
     return Exchange(wire.exchange_name(service), type="topic", durable=True, delivery_mode=2)
 
 
+def published(engine: Engine, name: str) -> int:
+    """How far the relay `name` has published (read-only: status calls need no lock)."""
+    with engine.connect() as conn:
+        return conn.execute(select(relay_checkpoints.c.position).where(
+            relay_checkpoints.c.name == name)).scalar_one()
+
+
 class Checkpoints:
     """The relay's position and lease in the service database (mutable, unlike the log)."""
 
@@ -64,9 +71,7 @@ class Checkpoints:
                 conn.execute(relay_checkpoints.insert().values(name=name, position=0))
 
     def position(self) -> int:
-        with self.engine.connect() as conn:
-            return conn.execute(select(relay_checkpoints.c.position).where(
-                relay_checkpoints.c.name == self.name)).scalar_one()
+        return published(self.engine, self.name)
 
     def advance(self, position: int) -> None:
         with self.engine.begin() as conn:

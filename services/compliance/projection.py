@@ -27,6 +27,7 @@ from sqlalchemy import (
 
 from services.compliance import domain
 from shared.eventlog import Record
+from shared.policy import Policy
 
 metadata = MetaData()
 units = Table(
@@ -150,5 +151,7 @@ def month_facts(conn: Connection, month: str) -> domain.Facts:
     )
 
 
-def report(conn: Connection, month: str, policy: Any, unit_id: str | None) -> dict[str, Any]:
+def report(
+    conn: Connection, month: str, policy: Policy, unit_id: str | None
+) -> dict[str, Any]:
     return domain.assess(month, month_facts(conn, month), policy, unit_id=unit_id)
