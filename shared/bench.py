@@ -2,8 +2,11 @@
 
 `bench_log` measures the event log on SQLite files (WAL, synchronous=FULL) and does the same
 work with the `eventsourcing` library's SQLite application recorder, the peer it is compared
-with (optional: `pip install grassroots[bench]`). fsync time on shared machines drifts, so the
-two are interleaved over several rounds, the one going first alternating, and medians reported.
+with (optional: `pip install grassroots[bench]`). Single appends are also done with bare
+`sqlite3` (`sqlite_floor_...`): one fsync per commit bounds every SQLite event store, and the
+ratios to that floor show how much of a commit is the library's own work. fsync time on
+shared machines drifts, so the contenders are interleaved over several rounds, the order
+reversed every other round, and medians reported.
 Progress goes to stderr, the JSON to stdout.
 """
 
@@ -218,6 +221,39 @@ class _Peer:
             assert seen == count // BATCH * BATCH, seen
 
 
+class _Floor:
+    """Bare `sqlite3` doing the least a durable single-event append can: BEGIN IMMEDIATE, one
+    INSERT into a table with a (stream, version) key, COMMIT; WAL, synchronous=FULL, a fresh
+    file. What any SQLite event store pays per transaction, whatever its own code costs."""
+
+    name = "sqlite_floor"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def append_single(self, count: int) -> tuple[float, float]:
+        conn = sqlite3.connect(self.folder / "floor.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE events (position INTEGER PRIMARY KEY, stream TEXT NOT NULL, "
+                     "version INTEGER NOT NULL, data TEXT NOT NULL, UNIQUE (stream, version))")
+        cur, versions = conn.cursor(), [0] * STREAMS
+
+        def work() -> None:
+            for i in range(count):
+                s = i % STREAMS
+                versions[s] += 1
+                cur.execute("BEGIN IMMEDIATE")
+                cur.execute("INSERT INTO events (stream, version, data) VALUES (?, ?, ?)",
+                            (f"visit-{s}", versions[s], json.dumps(_payload(i))))
+                cur.execute("COMMIT")
+
+        try:
+            return _rate(count, work)
+        finally:
+            conn.close()
+
+
 def _fsync_ms(folder: Path, times: int = 50) -> float:
     """Median time to append 4 KiB to a file and fsync it: the floor under a durable commit."""
     spent = []
@@ -254,7 +290,7 @@ def bench_log(events: int = 20000, rounds: int = 5, single: int | None = None) -
             ours_dir, peer_dir = Path(tmp, "ours"), Path(tmp, "peer")
             ours_dir.mkdir()
             peer_dir.mkdir()
-            contenders: list[Any] = [_Ours(ours_dir)]
+            contenders: list[Any] = [_Ours(ours_dir), _Floor(Path(tmp))]
             if not peer_missing:
                 contenders.append(_Peer(peer_dir))
             if round_ % 2 == 0:
@@ -266,7 +302,7 @@ def bench_log(events: int = 20000, rounds: int = 5, single: int | None = None) -
                     if not hasattr(who, step):
                         continue
                     rate, cpu_rate = getattr(who, step)(count)
-                    key = f"{step}_ev_s" if who.name == "ours" else f"peer_{step}_ev_s"
+                    key = f"{step}_ev_s" if who.name == "ours" else f"{who.name}_{step}_ev_s"
                     samples.setdefault(key, []).append(rate)
                     cpu.setdefault(key, []).append(cpu_rate)
                     _say(f"round {round_}/{rounds}: {key:<24} {rate:>10,.0f}/s  "
@@ -288,6 +324,12 @@ def bench_log(events: int = 20000, rounds: int = 5, single: int | None = None) -
         result["append_single_vs_peer"] = round(
             result["append_single_ev_s"] / result["peer_append_single_ev_s"], 2
         )
+        result["peer_single_vs_sqlite_floor"] = round(
+            result["peer_append_single_ev_s"] / result["sqlite_floor_append_single_ev_s"], 2
+        )
+    result["append_single_vs_sqlite_floor"] = round(
+        result["append_single_ev_s"] / result["sqlite_floor_append_single_ev_s"], 2
+    )
     met = {k: result[k] >= v for k, v in TARGETS.items()}
     if not peer_missing:
         met["append_single_ev_s"] = result["append_single_vs_peer"] >= SINGLE_VS_PEER

@@ -44,7 +44,10 @@ def _rebuild(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from shared.bench import main as bench_main
 
-    return bench_main([args.what, "--events", str(args.events)])
+    argv = [args.what, "--events", str(args.events), "--rounds", str(args.rounds)]
+    if args.single is not None:
+        argv += ["--single", str(args.single)]
+    return bench_main(argv)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,7 +79,10 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument("projection", choices=["compliance"])
     bench = command("bench", _bench, "benchmarks, printed as JSON")
     bench.add_argument("what", choices=["log"])
-    bench.add_argument("--events", type=int, default=20000)
+    bench.add_argument("--events", type=int, default=20000, help="events appended in batches")
+    bench.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
+    bench.add_argument("--single", type=int, default=None,
+                       help="events appended one per transaction (default: events / 10)")
     return top
 
 

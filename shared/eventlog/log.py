@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ import msgspec
 from sqlalchemy.engine import Engine
 
 from shared.eventlog import chain
+from shared.eventlog.audit import Audit
 from shared.eventlog.checkpoints import Checkpoint, Signer, by_position
 from shared.eventlog.model import (
     GENESIS_HASH,
@@ -24,7 +26,11 @@ from shared.eventlog.personal import KeyStore, decrypt, encrypt
 from shared.eventlog.storage import Statements, create_schema, make_engine
 from shared.eventlog.upcasting import Upcasters
 
-PAGE = 2000
+# Rows fetched per query. Small on purpose: a page is let go before the next is fetched, so
+# its rows die young, in the collector's first generation; with 2,000-row pages they lived long
+# enough to be promoted, and every full collection then walked them (reads and verify ran at
+# half speed in a process with a large heap). See `grassroots bench log`.
+PAGE = 500
 FORGOTTEN = "subject.forgotten"
 _NUL = "\\u0000"  # how canonical JSON writes U+0000 ...
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # ... unless the backslash is escaped
@@ -51,16 +57,18 @@ class _Stored(msgspec.Struct, gc=False):
 
 
 _decode = msgspec.json.Decoder(_Stored).decode
+_new_record = tuple.__new__  # Record's generated __new__ is a Python frame; every field is given
 
 
-def _has_personal(text: str) -> bool:
-    """Whether a stored record names personal fields, without parsing it.
+def _recorded_at(text: str) -> str:
+    """The top-level `recorded_at` of a stored record, read from its text.
 
-    In canonical order the top-level `personal` comes just before `position`, and every
-    top-level field after `position` is a scalar, so the last `,"position":` is the top-level
-    one (a nested key in `data` comes earlier).
+    It is the last `"recorded_at":"` in it: in canonical order the only fields after it are
+    scalars, a nested key of that name in `data` comes earlier, and a quote inside a string
+    value is escaped, so the pattern cannot occur there.
     """
-    return not text.endswith('"personal":null', 0, text.rfind(',"position":'))
+    start = text.rfind('"recorded_at":"') + 15
+    return text[start:text.index('"', start)]
 
 
 def _uuid4s(count: int) -> list[str]:
@@ -101,6 +109,8 @@ class EventLog:
         self.upcasters = upcasters or Upcasters()
         self._sql = Statements(engine.dialect.name)
         self._listeners: list[Listener] = []
+        self._writer: Any = None  # a pooled connection kept for appends (see `_write_cursor`)
+        self._write_lock = threading.Lock()
         create_schema(engine)
 
     @classmethod
@@ -126,6 +136,10 @@ class EventLog:
         )
 
     def close(self) -> None:
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         self.engine.dispose()
         if self.keys.engine is not self.engine:
             self.keys.engine.dispose()
@@ -160,23 +174,50 @@ class EventLog:
         ids = _uuid4s(len(events))
         sealed = [self._seal(ev, event_id) for ev, event_id in zip(events, ids, strict=True)]
         meta = (command_id, actor, correlation_id or command_id or ids[0], causation_id)
-        raw = self.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            self._sql.begin_append(cur)
+        with self._write_lock:
+            cur = self._begin()
             try:
                 positions, fresh = self._insert(cur, stream, events, ids, sealed,
                                                 expected_version, meta)
+                self._writer.commit()
             except BaseException:
-                raw.rollback()
+                self._abandon()
                 raise
-            raw.commit()
-        finally:
-            raw.close()
         if fresh:
             for listener in self._listeners:
                 listener(positions[-1])
         return positions
+
+    def _begin(self) -> Any:
+        """A cursor holding the log's write lock, on the connection appends go through.
+
+        Appends are serialised by the database's write lock anyway; keeping one connection
+        for them (behind a lock, for the threads or green threads of this process) spares
+        each append a pool checkout and return, a tenth of its time besides the fsync. A
+        connection found dead here (a database restart) is replaced once: nothing was
+        written on it yet.
+        """
+        retried = False
+        while True:
+            if self._writer is None:
+                self._writer = self.engine.raw_connection()
+            cur = self._writer.cursor()
+            try:
+                self._sql.begin_append(cur)
+                return cur
+            except Exception:
+                self._abandon()
+                if retried or self._writer is not None:  # alive: the error is the answer
+                    raise
+                retried = True
+
+    def _abandon(self) -> None:
+        """Roll back a failed append; a connection that cannot even do that is discarded."""
+        try:
+            self._writer.rollback()
+        except Exception:
+            self._writer.invalidate()
+            self._writer = None
 
     def _insert(
         self, cur: Any, stream: str, events: Sequence[NewEvent], ids: list[str],
@@ -192,13 +233,13 @@ class EventLog:
             if done:
                 return done, False
         cur.execute(sql.head, (stream,))
-        actual, position, prev, last_recorded = cur.fetchone()
+        head = cur.fetchone()
+        actual, position, prev, last = head or (0, 0, GENESIS_HASH, None)
         if expected_version is not None and actual != expected_version:
             raise ConcurrencyError(stream, expected_version, actual)
-        position, prev = position or 0, prev or GENESIS_HASH
         recorded_at = _ts(datetime.now(UTC))
-        if last_recorded is not None and last_recorded > recorded_at:
-            recorded_at = last_recorded  # the clock stepped back: keep recorded time monotonic
+        if last is not None and _recorded_at(last) > recorded_at:
+            recorded_at = _recorded_at(last)  # the clock stepped back: keep it monotonic
         rows = []
         for i, (ev, (data, personal)) in enumerate(zip(events, sealed, strict=True)):
             position += 1
@@ -264,14 +305,14 @@ class EventLog:
 
     def head(self) -> tuple[int, str]:
         """(position, hash) of the last record; (0, genesis) for an empty log."""
-        _, position, hash_, _ = self._fetch(self._sql.head, ("",))[0]
-        return (position, hash_) if position else (0, GENESIS_HASH)
+        rows = self._fetch(self._sql.last, ())
+        return (rows[0][0], rows[0][1]) if rows else (0, GENESIS_HASH)
 
     def last_position(self) -> int:
         return self.head()[0]
 
     def stream_version(self, stream: str) -> int:
-        return int(self._fetch(self._sql.head, (stream,))[0][0])
+        return int(self._fetch(self._sql.version, (stream,))[0][0])
 
     def read(self, after: int = 0, limit: int | None = None) -> Iterator[Record]:
         """Records after `position`, in order, fetched page by page (constant memory)."""
@@ -279,12 +320,13 @@ class EventLog:
         while remaining is None or remaining > 0:
             size = PAGE if remaining is None else min(PAGE, remaining)
             page = self._fetch(self._sql.page, (after, size))
+            count, after = len(page), page[-1][0] if page else after
             yield from self._records(page)
-            if len(page) < size:
+            del page  # before the next fetch (see PAGE)
+            if count < size:
                 return
-            after = page[-1][0]
             if remaining is not None:
-                remaining -= len(page)
+                remaining -= count
 
     def read_until(self, instant: datetime, after: int = 0) -> Iterator[Record]:
         """Everything recorded up to `instant`: the log as it stood then (for as-of replay).
@@ -304,25 +346,25 @@ class EventLog:
         return records
 
     def _records(self, page: Sequence[tuple[Any, ...]]) -> Iterator[Record]:
+        """Records from stored rows: each text decoded once, keys fetched once per page."""
         service, upcasters = self.service, self.upcasters
-        subjects = {_decode(row[1]).subject for row in page if _has_personal(row[1])}
-        keys = self.keys.keys({s for s in subjects if s is not None})
-        for position, text, prev_hash, hash_ in page:
-            d = _decode(text)
-            data = d.data
+        stored = [_decode(row[1]) for row in page]
+        subjects = {d.subject for d in stored if d.personal and d.subject is not None}
+        keys = self.keys.keys(subjects) if subjects else {}
+        for (position, _, prev_hash, hash_), d in zip(page, stored, strict=True):
+            data, version = d.data, d.schema_version
             personal: tuple[str, ...] = ()
             redacted: tuple[str, ...] = ()
             if d.personal:
                 personal = tuple(d.personal)
                 data, redacted = decrypt(data, personal, keys.get(d.subject or ""), d.event_id)
-            version = d.schema_version
             if upcasters:
                 version, data = upcasters.upcast(d.type, version, data)
-            yield Record(
+            yield _new_record(Record, (
                 position, d.stream, d.version, d.type, version, data, d.event_id, d.command_id,
                 d.actor, d.correlation_id, d.causation_id, d.occurred_at, d.recorded_at,
                 prev_hash, hash_, service, d.subject, personal, redacted,
-            )
+            ))
 
     # -- auditing --------------------------------------------------------------------------
 
@@ -344,61 +386,13 @@ class EventLog:
             if self.signer is None or not self.signer.valid(cp):
                 return VerifyReport(False, 0, 0, GENESIS_HASH, cp.position,
                                     f"checkpoint at {cp.position} has no valid signature")
-        audit = _Audit(marks)
+        audit = Audit(marks)
         after = 0
         while True:
             page = self._fetch(self._sql.page, (after, PAGE))
-            for row in page:
-                if not audit.check(row):
-                    return audit.report()
-            if len(page) < PAGE:
+            if not audit.check_page(page):
+                return audit.report()
+            count, after = len(page), page[-1][0] if page else after
+            del page  # before the next fetch (see PAGE)
+            if count < PAGE:
                 return audit.finish()
-            after = page[-1][0]
-
-
-class _Audit:
-    """The state of one verify() walk: what has been checked and the first failure."""
-
-    def __init__(self, marks: dict[int, Checkpoint]) -> None:
-        self.marks = marks
-        self.expected, self.prev, self.checked = 1, GENESIS_HASH, 0
-        self.seen_marks = self.last_good_mark = 0
-        self.bad: tuple[int, str] | None = None
-
-    def check(self, row: tuple[Any, ...]) -> bool:
-        position, record, prev, hash_ = row
-        if position != self.expected:
-            return self._fail(self.expected, f"position {self.expected} is missing "
-                              f"(found {position})")
-        if prev != self.prev:
-            return self._fail(position, "prev_hash does not match the previous record's hash")
-        if chain.link(prev, record) != hash_:
-            return self._fail(position, "hash does not match the record's contents")
-        at = record.rfind(',"position":') + 12  # top level: later fields are all scalars
-        if not record.startswith(f"{position},", at):
-            return self._fail(position, "the record names another position")
-        mark = self.marks.get(position)
-        if mark is not None:
-            if mark.hash != hash_:
-                return self._fail(position, f"chain differs from the signed checkpoint at "
-                                  f"{position}: records {self.last_good_mark + 1}..{position} "
-                                  "were rewritten")
-            self.seen_marks, self.last_good_mark = self.seen_marks + 1, position
-        self.prev, self.expected, self.checked = hash_, self.expected + 1, self.checked + 1
-        return True
-
-    def _fail(self, position: int, reason: str) -> bool:
-        self.bad = (position, reason)
-        return False
-
-    def report(self) -> VerifyReport:
-        position, reason = self.bad or (None, None)
-        return VerifyReport(self.bad is None, self.checked, self.expected - 1, self.prev,
-                            position, reason, self.seen_marks)
-
-    def finish(self) -> VerifyReport:
-        beyond = [p for p in self.marks if p >= self.expected]
-        if beyond:
-            self._fail(self.expected, f"log ends at {self.expected - 1} but a signed checkpoint "
-                       f"names position {max(beyond)}: the tail was truncated")
-        return self.report()

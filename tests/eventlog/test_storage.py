@@ -1,0 +1,145 @@
+"""How the log uses its database: the preallocated SQLite WAL, the kept writer connection,
+recorded time that never goes back, and reads that let go of each page."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg2
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+import shared.eventlog.log as log_module
+from shared.config import ROOT
+from shared.eventlog import EventLog, NewEvent
+from shared.eventlog.storage import WAL_FRAME_HEADER, WAL_HEADER, WAL_SPARE_FRAMES
+
+
+def _wal_target(db: Path) -> int:
+    with sa.create_engine(f"sqlite:///{db}", poolclass=NullPool).connect() as conn:
+        page = conn.exec_driver_sql("PRAGMA page_size").scalar()
+        frames = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    return WAL_HEADER + (frames + WAL_SPARE_FRAMES) * (page + WAL_FRAME_HEADER)
+
+
+def test_opening_a_sqlite_log_grows_its_wal_to_working_size_once(tmp_path):
+    db = tmp_path / "log.db"
+    log = EventLog.open(f"sqlite:///{db}", service="visits")
+    wal = Path(f"{db}-wal")
+    size = wal.stat().st_size
+    assert size >= _wal_target(db)
+    log.append("a", [NewEvent("visit.recorded", {"n": 1})])
+    again = EventLog.open(f"sqlite:///{db}", service="visits")
+    assert wal.stat().st_size == size, "a second open leaves a full-size WAL alone"
+    assert [r.data for r in again.read()] == [{"n": 1}] and again.verify().ok
+    again.close()
+    log.close()
+
+
+def test_an_in_memory_log_has_no_wal_to_grow():
+    log = EventLog.open("sqlite://", service="visits")
+    log.append("a", [NewEvent("visit.recorded", {"n": 1})])
+    assert [r.data for r in log.read()] == [{"n": 1}]
+
+
+CRASH = textwrap.dedent("""
+    import os, sys
+    from shared.eventlog import EventLog, NewEvent
+    log = EventLog.open(sys.argv[1], service="visits")
+    for n in range(int(sys.argv[2])):
+        log.append(f"s-{n % 3}", [NewEvent("visit.recorded", {"n": n})])
+    os._exit(0)  # no close, no checkpoint: the WAL keeps its frames, then the zeros
+""")
+
+
+def test_a_crash_leaves_the_committed_frames_before_the_zeros_and_they_all_come_back(tmp_path):
+    db = tmp_path / "log.db"
+    url = f"sqlite:///{db}"
+    subprocess.run([sys.executable, "-c", CRASH, url, "120"], check=True, cwd=ROOT, timeout=120)
+    wal = Path(f"{db}-wal")
+    assert wal.stat().st_size >= _wal_target(db)
+    with wal.open("rb") as fh:  # the WAL still holds frames (it was never checkpointed away)
+        assert fh.read(4) in (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83")
+    log = EventLog.open(url, service="visits")
+    assert [r.data["n"] for r in log.read()] == list(range(120))
+    assert log.verify().ok
+    log.append("s-0", [NewEvent("visit.recorded", {"n": 120})], expected_version=40)
+    assert log.last_position() == 121
+    log.close()
+
+
+def test_recorded_time_never_goes_back_even_when_the_clock_does(log, monkeypatch):
+    log.append("a", [NewEvent("visit.recorded", {"recorded_at": "9999-12-31T00:00:00+00:00"})])
+    [first] = log.read()
+    assert first.recorded_at < datetime(9999, 1, 1, tzinfo=UTC), "data's key is not the record's"
+
+    class Behind(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return datetime.now(tz) - timedelta(hours=1)
+
+    monkeypatch.setattr(log_module, "datetime", Behind)
+    log.append("a", [NewEvent("visit.recorded", {"n": 2})])
+    _, second = log.read()
+    assert second.recorded_at == first.recorded_at
+
+
+def test_a_failed_append_leaves_the_writer_usable(log):
+    log.append("a", [NewEvent("visit.recorded", {"n": 1})])
+    with pytest.raises(log_module.ConcurrencyError):
+        log.append("a", [NewEvent("visit.recorded", {"n": 2})], expected_version=0)
+    assert log.append("a", [NewEvent("visit.recorded", {"n": 2})], expected_version=1) == [2]
+
+
+def test_appends_and_reads_survive_the_database_dropping_every_connection(pg_url):
+    log = EventLog.open(pg_url, service="visits")
+    log.append("a", [NewEvent("visit.recorded", {"n": 1})])
+    assert len(list(log.read())) == 1  # the pool now holds a reader connection too
+    killer = sa.create_engine(pg_url, poolclass=NullPool)
+    with killer.begin() as conn:
+        killed = conn.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalar()
+    killer.dispose()
+    assert killed >= 2
+    assert log.append("a", [NewEvent("visit.recorded", {"n": 2})], expected_version=1) == [2]
+    assert [r.data["n"] for r in log.read()] == [1, 2]
+    assert log.verify().ok
+    log.close()
+
+
+def test_a_failure_in_the_middle_of_an_append_is_not_retried(pg_url, monkeypatch):
+    """Only a dead connection found before anything was written is replaced silently."""
+    log = EventLog.open(pg_url, service="visits")
+    log.append("a", [NewEvent("visit.recorded", {"n": 1})])
+    real = log._sql.insert
+    monkeypatch.setattr(log._sql, "insert", "INSERT INTO no_such_table VALUES (%s, %s, %s, %s)")
+    with pytest.raises(psycopg2.Error):
+        log.append("a", [NewEvent("visit.recorded", {"n": 2})])
+    monkeypatch.setattr(log._sql, "insert", real)
+    assert log.append("a", [NewEvent("visit.recorded", {"n": 2})], expected_version=1) == [2]
+    log.close()
+
+
+def test_reading_and_verifying_a_long_log_keep_the_collector_idle(tmp_path):
+    """Pages are small and let go before the next is fetched, so their rows die young: with
+    2,000-row pages this read ran 11 young and 1 older collection, each older one walking
+    every row still held (in a service's large heap, half of a read's time)."""
+    log = EventLog.open(f"sqlite:///{tmp_path / 'log.db'}", service="visits")
+    for b in range(20):
+        log.append(f"s-{b}", [NewEvent("visit.recorded", {"n": n}) for n in range(500)])
+    for walk in (lambda: sum(1 for _ in log.read()), lambda: log.verify().checked):
+        gc.collect()
+        before = [g["collections"] for g in gc.get_stats()]
+        assert walk() == 10_000
+        after = [g["collections"] for g in gc.get_stats()]
+        young, older, oldest = (a - b for a, b in zip(after, before, strict=True))
+        assert (older, oldest) == (0, 0) and young <= 2, (young, older, oldest)
+    log.close()
