@@ -5,7 +5,8 @@ import json
 from shared import bench
 
 KEYS = {"events", "rounds", "sqlite_version", "append_single_ev_s", "append_batch_ev_s",
-        "read_ev_s", "verify_ev_s", "peer_append_single_ev_s", "peer_read_ev_s"}
+        "read_ev_s", "verify_ev_s", "peer_append_single_ev_s", "peer_read_ev_s",
+        "sqlite_floor_append_single_ev_s", "append_single_vs_sqlite_floor"}
 
 
 def test_bench_log_prints_one_json_object(capsys):
@@ -34,3 +35,12 @@ def test_bench_log_without_the_peer_leaves_its_figures_out(monkeypatch, capsys):
     assert "not installed" in capsys.readouterr().err
     assert not any(k.startswith("peer_") for k in result)
     assert result["append_batch_ev_s"] > 0 and "append_single_ev_s" not in result["targets_met"]
+    assert result["sqlite_floor_append_single_ev_s"] > 0, "the floor needs no peer"
+
+
+def test_the_grassroots_command_passes_rounds_and_single_through(capsys):
+    from shared.cli import main
+
+    assert main(["bench", "log", "--events", "200", "--rounds", "1", "--single", "10"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["events"], result["single_events"], result["rounds"]) == (200, 10, 1)
