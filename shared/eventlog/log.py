@@ -109,7 +109,7 @@ class EventLog:
         self.upcasters = upcasters or Upcasters()
         self._sql = Statements(engine.dialect.name)
         self._listeners: list[Listener] = []
-        self._writer: Any = None  # a pooled connection kept for appends (see `_write_cursor`)
+        self._writer: Any = None  # a pooled connection kept for appends (see `_begin`)
         self._write_lock = threading.Lock()
         create_schema(engine)
 
@@ -238,8 +238,9 @@ class EventLog:
         if expected_version is not None and actual != expected_version:
             raise ConcurrencyError(stream, expected_version, actual)
         recorded_at = _ts(datetime.now(UTC))
-        if last is not None and _recorded_at(last) > recorded_at:
-            recorded_at = _recorded_at(last)  # the clock stepped back: keep it monotonic
+        last_recorded = _recorded_at(last) if last is not None else ""
+        if last_recorded > recorded_at:
+            recorded_at = last_recorded  # the clock stepped back: keep recorded time monotonic
         rows = []
         for i, (ev, (data, personal)) in enumerate(zip(events, sealed, strict=True)):
             position += 1
