@@ -33,18 +33,18 @@ class Audit:
         """
         if not page:
             return True
-        if not self._sound(page):
-            return all(self.check(row) for row in page)
         first, last = page[0][0], page[-1][0]
-        for position in self.marks:
-            if first <= position <= last:
-                self.seen_marks += 1
-                self.last_good_mark = max(self.last_good_mark, position)
+        marked = [p for p in self.marks if first <= p <= last]
+        if not self._sound(page, marked):
+            return all(self.check(row) for row in page)
+        if marked:
+            self.seen_marks += len(marked)
+            self.last_good_mark = max(self.last_good_mark, *marked)
         self.prev, self.expected = page[-1][3], last + 1
         self.checked += len(page)
         return True
 
-    def _sound(self, page: Sequence[tuple[Any, ...]]) -> bool:
+    def _sound(self, page: Sequence[tuple[Any, ...]], marked: list[int]) -> bool:
         positions, records, prevs, hashes = zip(*page, strict=True)
         first = self.expected
         if positions != tuple(range(first, first + len(page))):
@@ -55,8 +55,7 @@ class Audit:
             return False
         if not all(_names(r, p) for p, r in zip(positions, records, strict=True)):
             return False
-        return all(cp.hash == hashes[p - first] for p, cp in self.marks.items()
-                   if first <= p < first + len(page))
+        return all(self.marks[p].hash == hashes[p - first] for p in marked)
 
     def check(self, row: tuple[Any, ...]) -> bool:
         position, record, prev, hash_ = row

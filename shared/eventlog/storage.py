@@ -29,7 +29,7 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 # The log stores each record as the exact canonical JSON that was hashed (`record`); the
 # columns that queries need are generated from it by the database, so they can never disagree
@@ -97,7 +97,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     PostgreSQL connections are tested on checkout, so a pool outliving a server restart hands
     out live ones (the cost is one round trip per page of a read).
     """
-    if url.startswith("postgresql"):
+    if make_url(url).get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
@@ -206,14 +206,14 @@ class Statements:
         self.by_command = (
             f"SELECT position FROM event_log WHERE command_id = {mark} ORDER BY position"
         )
+        self.version = f"SELECT COALESCE(MAX(version), 0) FROM event_log WHERE stream = {mark}"
+        self.last = "SELECT position, hash FROM event_log ORDER BY position DESC LIMIT 1"
         # One row (none for an empty log): the stream's version and the last record, whose
         # recorded time the caller reads from the text (cheaper than the database's JSON).
         self.head = (
-            "SELECT (SELECT COALESCE(MAX(version), 0) FROM event_log WHERE stream = "
-            f"{mark}), position, hash, record FROM event_log ORDER BY position DESC LIMIT 1"
+            f"SELECT ({self.version}), position, hash, record FROM event_log "
+            "ORDER BY position DESC LIMIT 1"
         )
-        self.last = "SELECT position, hash FROM event_log ORDER BY position DESC LIMIT 1"
-        self.version = f"SELECT COALESCE(MAX(version), 0) FROM event_log WHERE stream = {mark}"
         self.insert = f"INSERT INTO event_log ({READ}) VALUES ({mark}, {mark}, {mark}, {mark})"
         self.page = (
             f"SELECT {READ} FROM event_log WHERE position > {mark} ORDER BY position LIMIT {mark}"
