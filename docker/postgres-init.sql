@@ -14,3 +14,6 @@ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'visits_keys')\gexec
 
 SELECT 'CREATE DATABASE compliance OWNER grassroots'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'compliance')\gexec
+
+SELECT 'CREATE DATABASE gateway OWNER grassroots'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'gateway')\gexec

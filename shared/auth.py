@@ -1,8 +1,12 @@
 """API bearer tokens: created by `grassroots token create`, checked by the gateway.
 
 Only the SHA-256 of a token is stored, so the file (mode 0600, replaced atomically) never holds
-a usable secret. The gateway reloads it when it changes on disk, so a token created while the
-platform runs works at once, without a restart.
+a usable secret. The gateway reloads it when it changes on disk, so a token created or revoked
+while the platform runs takes effect at once, without a restart.
+
+Tokens end: each expires (GRASSROOTS_TOKEN_DAYS, default 30 days, or `--days`) and can be
+revoked (`grassroots token revoke ID`; kept, marked revoked, for audit). A cadre's or head's
+token is also tied to the roster: `roster_refusal` says when it no longer works.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import re
 import secrets
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,10 @@ ROLES = ("operator", "cadre", "head", "supervisor", "auditor")
 # Same shape as the visits service's ids (a cadre or unit id the token is bound to).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 EXIT_USAGE = 2
+DAYS_ENV = "GRASSROOTS_TOKEN_DAYS"
+DEFAULT_DAYS = 30
+MAX_DAYS = 3650
+MIN_ID = 6  # hex digits of the hash that `token revoke` needs to pick one token
 
 
 def tokens_path(configured: str | os.PathLike[str] | None = None) -> Path:
@@ -47,7 +55,8 @@ def token_hash(token: str) -> str:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request acts for: a role, bound to a cadre (role cadre) or a unit (role head)."""
+    """Who a request acts for: a role, bound to a cadre (role cadre), or to a head cadre and
+    the unit they lead (role head)."""
 
     role: str
     cadre_id: str | None = None
@@ -68,15 +77,83 @@ def check_binding(role: str, cadre_id: str | None, unit_id: str | None) -> None:
         raise ValueError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
     if role == "cadre" and not cadre_id:
         raise ValueError("role cadre needs --cadre ID (the cadre the token acts for)")
-    if role == "head" and not unit_id:
-        raise ValueError("role head needs --unit ID (the unit the head leads)")
-    if cadre_id and role != "cadre":
-        raise ValueError(f"--cadre is only for role cadre, not {role}")
+    if role == "head" and not (cadre_id and unit_id):
+        raise ValueError("role head needs --cadre ID --unit ID (the head, and the unit they lead)")
+    if cadre_id and role not in ("cadre", "head"):
+        raise ValueError(f"--cadre is only for roles cadre and head, not {role}")
     if unit_id and role != "head":
         raise ValueError(f"--unit is only for role head, not {role}")
     for flag, value in (("--cadre", cadre_id), ("--unit", unit_id)):
         if value is not None and not ID_PATTERN.match(value):
             raise ValueError(f"{flag} {value!r} is not an id (letters, digits, '_', '.', ':', '-')")
+
+
+def token_days(days: int | None = None) -> int:
+    """How long a new token lives: `days`, else env GRASSROOTS_TOKEN_DAYS, else 30."""
+    raw: object = days if days is not None else os.environ.get(DAYS_ENV) or DEFAULT_DAYS
+    try:
+        value = int(str(raw))
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_DAYS:
+        source = "--days" if days is not None else DAYS_ENV
+        raise ValueError(f"{source} must be a whole number of days from 1 to {MAX_DAYS}, "
+                         f"not {raw!r}")
+    return value
+
+
+def _default_days() -> int:
+    """The operator's default lifetime; 30 days while GRASSROOTS_TOKEN_DAYS is unusable (a
+    lookup must answer, and `token create` reports the bad setting)."""
+    try:
+        return token_days()
+    except ValueError:
+        return DEFAULT_DAYS
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def token_state(entry: Mapping[str, Any], now: datetime) -> str:
+    """active, revoked, expired, or unbound (a head token from before heads were tied to a
+    cadre: it must be issued again). A token stored without an expiry (made before tokens
+    had one) ends GRASSROOTS_TOKEN_DAYS after it was made."""
+    if entry.get("revoked_at"):
+        return "revoked"
+    if entry.get("role") == "head" and not entry.get("cadre_id"):
+        return "unbound"
+    expires = entry.get("expires_at")
+    end = (_instant(expires) if expires
+           else _instant(entry["created_at"]) + timedelta(days=_default_days()))
+    return "active" if now < end else "expired"
+
+
+def roster_refusal(
+    principal: Principal, cadre: Mapping[str, Any] | None, today: date
+) -> str | None:
+    """Why a cadre's or head's token no longer works, given the roster's answer, or None.
+
+    `cadre` is the visits service's dump of the cadre the token is bound to (`id`, `unit_id`,
+    `left`, `left_from`: the ISO date they left the roster from, or None), or None when the
+    roster does not know them. Refused: off the roster from the day they left, and a head
+    token once its cadre no longer belongs to the unit it was issued for. Other roles: None.
+    """
+    if principal.role not in ("cadre", "head"):
+        return None
+    who = principal.cadre_id
+    if cadre is None or cadre.get("id") != who:
+        return f"cadre {who} is not on the roster"
+    left_from = cadre.get("left_from")
+    if left_from:
+        if date.fromisoformat(str(left_from)[:10]) <= today:
+            return f"cadre {who} left the roster on {str(left_from)[:10]}"
+    elif cadre.get("left"):
+        return f"cadre {who} has left the roster"
+    if principal.role == "head" and cadre.get("unit_id") != principal.unit_id:
+        return (f"cadre {who} no longer belongs to unit {principal.unit_id} "
+                f"(now {cadre.get('unit_id')}): the head token was for that unit")
+    return None
 
 
 class TokenStore:
@@ -132,13 +209,18 @@ class TokenStore:
                 os.unlink(tmp)
             raise
 
-    def create(self, role: str, cadre_id: str | None = None, unit_id: str | None = None) -> str:
-        """A new token for role (ValueError on a bad binding); returned once, stored hashed."""
+    def create(self, role: str, cadre_id: str | None = None, unit_id: str | None = None,
+               days: int | None = None) -> str:
+        """A new token for role, valid `days` (default: `token_days()`); ValueError on a bad
+        binding or lifetime. Returned once, stored hashed."""
         check_binding(role, cadre_id, unit_id)
+        now = datetime.now(UTC).replace(microsecond=0)
+        lifetime = timedelta(days=token_days(days))
         token = PREFIX + secrets.token_urlsafe(32)
         entry = {
             "role": role, "cadre_id": cadre_id, "unit_id": unit_id,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "created_at": now.isoformat(), "expires_at": (now + lifetime).isoformat(),
+            "revoked_at": None,
         }
         with self._locked():
             tokens = self._read()
@@ -146,12 +228,12 @@ class TokenStore:
             self._write(tokens)
         return token
 
-    def lookup(self, token: str) -> Principal | None:
-        """The principal a token stands for, or None for an unknown token."""
+    def lookup(self, token: str, now: datetime | None = None) -> Principal | None:
+        """The principal a token stands for, or None for an unknown, expired or revoked one."""
         self._refresh()
         digest = token_hash(token)
         entry = self._tokens.get(digest)
-        if entry is None:
+        if entry is None or token_state(entry, now or datetime.now(UTC)) != "active":
             return None
         return Principal(
             role=entry["role"], cadre_id=entry.get("cadre_id"), unit_id=entry.get("unit_id"),
@@ -159,19 +241,90 @@ class TokenStore:
         )
 
 
-def create_token_cli(role: str, cadre_id: str | None = None, unit_id: str | None = None) -> int:
+    def entries(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Every token, oldest first, as `token list` shows it: id (the hash's first 12 hex
+        digits, as in `Principal.token_id`), binding, times and state."""
+        moment = now or datetime.now(UTC)
+        out = [
+            {"id": digest[:12], "role": e["role"], "cadre_id": e.get("cadre_id"),
+             "unit_id": e.get("unit_id"), "created_at": e["created_at"],
+             "expires_at": e.get("expires_at"), "revoked_at": e.get("revoked_at"),
+             "state": token_state(e, moment)}
+            for digest, e in self._read().items()
+        ]
+        return sorted(out, key=lambda e: (e["created_at"], e["id"]))
+
+    def revoke(self, token_id: str) -> tuple[dict[str, Any], bool]:
+        """Mark the token whose hash starts with `token_id` revoked (it is kept, for audit);
+        (its entry, whether this call revoked it). ValueError unless exactly one matches."""
+        wanted = token_id.strip().lower()
+        if len(wanted) < MIN_ID or not re.fullmatch(r"[0-9a-f]+", wanted):
+            raise ValueError(f"{token_id!r} is not a token id (at least {MIN_ID} hex digits, "
+                             "as `grassroots token list` shows)")
+        with self._locked():
+            tokens = self._read()
+            found = [d for d in tokens if d.startswith(wanted)]
+            if len(found) != 1:
+                raise ValueError(f"{len(found) or 'no'} tokens have an id starting {wanted!r}"
+                                 + (": give more digits" if found else ""))
+            entry = tokens[found[0]]
+            if entry.get("revoked_at"):
+                return {"id": found[0][:12], **entry}, False
+            entry["revoked_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+            self._write(tokens)
+        return {"id": found[0][:12], **entry}, True
+
+
+def create_token_cli(role: str, cadre_id: str | None = None, unit_id: str | None = None,
+                     days: int | None = None) -> int:
     """`grassroots token create`: the token alone on stdout (for scripts), a hint on stderr."""
     store = TokenStore()
     try:
-        token = store.create(role, cadre_id=cadre_id, unit_id=unit_id)
+        token = store.create(role, cadre_id=cadre_id, unit_id=unit_id, days=days)
     except ValueError as exc:
         print(f"grassroots token create: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(token)
     api = os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:8000")
     print(
-        f"token for {role} stored (hashed) in {store.path}; it is shown only once. Use it as:\n"
+        f"token for {role} stored (hashed) in {store.path}; it is shown only once and works "
+        f"for {token_days(days)} days. Use it as:\n"
         f'  curl -H "Authorization: Bearer {token}" http://{api}/api/v1/...',
         file=sys.stderr,
     )
+    return 0
+
+
+def _when(text: str | None) -> str:
+    return text[:16].replace("T", " ") if text else "-"
+
+
+def list_tokens_cli(as_json: bool = False) -> int:
+    """`grassroots token list`: a table (times in UTC), or JSON with --json."""
+    entries = TokenStore().entries()
+    if as_json:
+        print(json.dumps(entries, indent=1))
+        return 0
+    rows = [("ID", "ROLE", "BINDING", "CREATED", "EXPIRES", "STATE")]
+    for e in entries:
+        binding = ", ".join(f"{k} {e[f'{k}_id']}" for k in ("cadre", "unit") if e[f"{k}_id"])
+        state = f"revoked {_when(e['revoked_at'])}" if e["state"] == "revoked" else e["state"]
+        rows.append((e["id"], e["role"], binding or "-", _when(e["created_at"]),
+                     _when(e["expires_at"]), state))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def revoke_token_cli(token_id: str) -> int:
+    """`grassroots token revoke ID`: 0 when the token is (now or already) revoked."""
+    try:
+        entry, changed = TokenStore().revoke(token_id)
+    except ValueError as exc:
+        print(f"grassroots token revoke: {exc}", file=sys.stderr)
+        return 1
+    what = "revoked" if changed else "was already revoked"
+    print(f"token {entry['id']} ({entry['role']}) {what} at {entry['revoked_at']}",
+          file=sys.stderr)
     return 0

@@ -5,11 +5,15 @@ machines this project runs on have Debian's rabbitmq-server installed but no ser
 `LocalRabbit` starts a node of our own as the current user, with its data, logs, config and
 Erlang cookie all under one folder, listening on 127.0.0.1 only, so that several nodes (a
 `make up` one and a test one) can live side by side.
+
+The node has no guest account: on every boot it imports the users of shared/brokerauth.py (one
+per service and one for the operator), with passwords kept 0600 in a users file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -17,11 +21,15 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import kombu
 from amqp.exceptions import AMQPError
 from kombu.exceptions import KombuError
+
+from shared import brokerauth
+from shared.brokerauth import Grant
 
 HOST = "127.0.0.1"
 
@@ -73,11 +81,15 @@ class LocalRabbit:
     HOME is set to base_dir for the node and for rabbitmqctl, so the Erlang cookie they share
     lives there, readable by whoever runs the node, whatever the real HOME is. No plugins are
     enabled (no management port), and /etc/rabbitmq is ignored so a system config cannot add
-    listeners.
+    listeners. Users and their rights are `grants` (default: brokerauth.GRANTS), with passwords
+    from `users_file` (default: base_dir/users.json, made on first use); `uri` logs in as
+    `login`, `uris` maps each user to its own URI.
     """
 
     def __init__(
-        self, base_dir: Path, port: int, node_name: str, dist_port: int | None = None
+        self, base_dir: Path, port: int, node_name: str, dist_port: int | None = None, *,
+        users_file: Path | None = None, grants: Mapping[str, Grant] | None = None,
+        login: str = "operator",
     ) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.port = port
@@ -88,10 +100,27 @@ class LocalRabbit:
         self.log_dir = self.base_dir / "log"
         self.mnesia_dir = self.base_dir / "mnesia"
         self.pid_file = self.mnesia_dir / f"{self.node}.pid"
+        self.grants = dict(brokerauth.GRANTS if grants is None else grants)
+        self.users_file = Path(users_file or self.base_dir / "users.json")
+        self.login = login
+        self._passwords: dict[str, str] | None = None
+
+    @property
+    def passwords(self) -> dict[str, str]:
+        """Each user's password, made and kept in users_file the first time it is asked."""
+        if self._passwords is None:
+            self._passwords = brokerauth.passwords(self.users_file, tuple(self.grants))
+        return self._passwords
+
+    @property
+    def uris(self) -> dict[str, str]:
+        """user -> the AMQP URI that logs in as that user."""
+        return {user: brokerauth.uri(user, secret, HOST, self.port)
+                for user, secret in self.passwords.items()}
 
     @property
     def uri(self) -> str:
-        return f"amqp://guest:guest@{HOST}:{self.port}//"
+        return self.uris[self.login]
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -118,8 +147,12 @@ class LocalRabbit:
         for folder in (self.base_dir, self.log_dir, self.mnesia_dir):
             folder.mkdir(parents=True, exist_ok=True)
         (self.base_dir / "enabled_plugins").write_text("[].\n")
-        for name in ("rabbitmq-env.conf", "rabbitmq.conf"):
-            (self.base_dir / name).touch()
+        (self.base_dir / "rabbitmq-env.conf").touch()
+        # Imported on every boot, before any listener opens: no guest account is ever made.
+        definitions = self.base_dir / "definitions.json"
+        brokerauth.write_secret(definitions, json.dumps(
+            brokerauth.definitions(self.passwords, self.grants), indent=2))
+        (self.base_dir / "rabbitmq.conf").write_text(f"load_definitions = {definitions}\n")
         cookie = self.base_dir / ".erlang.cookie"
         if not cookie.exists():
             cookie.write_text(secrets.token_hex(16).upper())
@@ -181,6 +214,8 @@ class LocalRabbit:
                     f"within {timeout:.0f}s: see the logs in {self.log_dir}"
                 )
             time.sleep(0.25)
+        # A node whose data predates these users still has the guest account: remove it.
+        self.ctl("delete_user", "guest")
 
     def stop(self, timeout: float = 30) -> None:
         """Stop the node, wait until its process is gone and its port closed, then end epmd."""
@@ -205,7 +240,8 @@ class LocalRabbit:
 
 
 def ensure_broker(uri: str | None, base_dir: Path, port: int) -> tuple[str, LocalRabbit | None]:
-    """A broker URI that answers: uri itself if it does, else a LocalRabbit started for it.
+    """A broker URI that answers: uri itself if it does, else a LocalRabbit started for it
+    (its operator's URI).
 
     The node is returned so the caller can stop it; None means the broker is not ours.
     """

@@ -6,14 +6,18 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from shared.private import private_umask
 from shared.quiet import quiet
 
 quiet()  # before anything imports eventlet or nameko
 
 
 def _up(_args: argparse.Namespace) -> int:
+    from shared.config import VAR
     from shared.platform import up
+    from shared.private import tighten
 
+    tighten(VAR)  # files an earlier version left readable to others
     return up()
 
 
@@ -26,7 +30,19 @@ def _status(_args: argparse.Namespace) -> int:
 def _token_create(args: argparse.Namespace) -> int:
     from shared.auth import create_token_cli
 
-    return create_token_cli(args.role, cadre_id=args.cadre, unit_id=args.unit)
+    return create_token_cli(args.role, cadre_id=args.cadre, unit_id=args.unit, days=args.days)
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    from shared.auth import list_tokens_cli
+
+    return list_tokens_cli(as_json=args.json)
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from shared.auth import revoke_token_cli
+
+    return revoke_token_cli(args.id)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -67,8 +83,14 @@ def parser() -> argparse.ArgumentParser:
     create = command("create", _token_create, "create a bearer token (printed once)", token)
     create.add_argument("--role", required=True,
                         choices=["operator", "cadre", "head", "supervisor", "auditor"])
-    create.add_argument("--cadre", help="the cadre id (role cadre)")
-    create.add_argument("--unit", help="the unit id (role head)")
+    create.add_argument("--cadre", help="the cadre id (roles cadre and head)")
+    create.add_argument("--unit", help="the unit id the head leads (role head)")
+    create.add_argument("--days", type=int, default=None,
+                        help="days until it expires (default: GRASSROOTS_TOKEN_DAYS, else 30)")
+    listing = command("list", _token_list, "every token: id, role, binding, expiry, state", token)
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+    revoke = command("revoke", _token_revoke, "revoke a token (kept, marked revoked)", token)
+    revoke.add_argument("id", help="the token's id, as `token list` shows it")
     demo = command("demo", _demo, "load a sample district month through the API")
     demo.add_argument("--api", default=None, help="API address (default: the running `up`)")
     demo.add_argument("--month", default=None, help="YYYY-MM (default: last month)")
@@ -87,6 +109,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    private_umask()  # databases, logs, tokens and keys under var/: this user's only
     args = parser().parse_args(argv)
     try:
         return int(args.fn(args) or 0)

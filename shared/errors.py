@@ -137,3 +137,21 @@ class Conflict(DomainError):
 
     def errors(self) -> dict[str, Any]:
         return {self.field: [self.reason]}
+
+
+@deserialize_to_instance
+class Denied(DomainError):
+    """The principal may not do this (403): decided by the service that writes, in the same
+    decision as the write, so a check and the write can never disagree."""
+
+    http_status = 403
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+    def errors(self) -> dict[str, Any]:
+        return {"authorization": [self.reason]}

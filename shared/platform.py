@@ -20,8 +20,9 @@ from typing import Any, TextIO
 
 import requests
 
-from shared.broker import LocalRabbit, amqp_answers
-from shared.config import ROOT, SERVICES, VAR
+from shared import brokerauth
+from shared.broker import HOST, LocalRabbit, amqp_answers
+from shared.config import ROOT, SERVICES, VAR, WRITE_SERVICES
 from shared.eventlog import Signer
 
 STATE = VAR / "up.json"
@@ -52,20 +53,28 @@ class Platform:
         self.extra_env = env or {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.rabbit: LocalRabbit | None = None
-        self.amqp_uri = ""
+        self.amqp_uri = ""  # the operator's login: status, rebuild
+        self.service_uris: dict[str, str] = {}  # each service's own login
         self.api = os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:8000")
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
 
     def start_broker(self) -> None:
+        """An outside broker when AMQP_URI answers (each service logging in with
+        <SERVICE>_AMQP_URI when set, else AMQP_URI), else our own node, where each service
+        logs in as its own user (passwords in var/broker/users.json)."""
         uri = os.environ.get("AMQP_URI")
         if uri and amqp_answers(uri):
             self.amqp_uri = uri
+            self.service_uris = {name: os.environ.get(f"{name.upper()}_AMQP_URI") or uri
+                                 for name in SERVICES}
             self.say(f"broker: using {uri.split('@')[-1]}")
             return
         port = int(os.environ.get("GRASSROOTS_AMQP_PORT", "5672"))
-        rabbit = LocalRabbit(self.var / "rabbitmq", port, f"grassroots-{port}")
+        rabbit = LocalRabbit(self.var / "rabbitmq", port, f"grassroots-{port}",
+                             users_file=users_file(self.var))
+        self.service_uris = {name: rabbit.uris[name] for name in SERVICES}
         if amqp_answers(rabbit.uri):
             self.amqp_uri = rabbit.uri  # left running by an earlier `up` that was killed
             self.say(f"broker: reusing the local RabbitMQ node on 127.0.0.1:{port}")
@@ -75,11 +84,16 @@ class Platform:
         rabbit.start()
         self.rabbit, self.amqp_uri = rabbit, rabbit.uri
 
-    def env(self) -> dict[str, str]:
+    def env(self, service: str | None = None) -> dict[str, str]:
+        """The environment of a service's process: its own broker login among the rest."""
         env = dict(os.environ)
-        env.update(AMQP_URI=self.amqp_uri, GATEWAY_ADDRESS=self.api, PYTHONWARNINGS=QUIET)
+        env.update(AMQP_URI=self.service_uris.get(service or "", self.amqp_uri),
+                   GATEWAY_ADDRESS=self.api, PYTHONWARNINGS=QUIET)
         for name in SERVICES:  # every database in var/ unless the operator names one
             env.setdefault(f"{name.upper()}_DATABASE_URL", f"sqlite:///{self.var / name}.db")
+        for name in WRITE_SERVICES:  # residents' keys apart from the logs, in var/keys/
+            env.setdefault(f"{name.upper()}_KEYS_DATABASE_URL",
+                           f"sqlite:///{self.var / 'keys' / name}.db")
         env.setdefault("GRASSROOTS_TOKENS", str(self.var / "tokens.json"))
         env.update(self.extra_env)
         env.setdefault("GRASSROOTS_SIGNING_KEY", signing_key())
@@ -92,7 +106,7 @@ class Platform:
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "shared.serve", "run", "--config",
              str(ROOT / "services" / name / "config.yml"), f"services.{name}.service"],
-            cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=self.env(name), stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -206,10 +220,21 @@ def running() -> dict[str, Any]:
     return json.loads(STATE.read_text()) if STATE.exists() else {}
 
 
+def users_file(var: Path = VAR) -> Path:
+    """The local node's broker passwords, one per user (0600)."""
+    return var / "broker" / "users.json"
+
+
 def amqp_uri() -> str:
-    """The broker of the running platform, else AMQP_URI, else the default."""
-    return running().get("amqp_uri") or os.environ.get(
-        "AMQP_URI", "amqp://guest:guest@127.0.0.1:5672//")
+    """The operator's login to the running platform's broker, else AMQP_URI, else the local
+    node's operator (password from var/broker/users.json)."""
+    found = running().get("amqp_uri") or os.environ.get("AMQP_URI")
+    if found:
+        return found
+    port = int(os.environ.get("GRASSROOTS_AMQP_PORT", "5672"))
+    path = users_file()
+    secret = brokerauth.passwords(path)["operator"] if path.exists() else ""
+    return brokerauth.uri("operator", secret, HOST, port)
 
 
 def api_address() -> str:

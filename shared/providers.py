@@ -105,6 +105,19 @@ class Fold(DependencyProvider):
         return self.fold
 
 
+class TrustProvider(DependencyProvider):
+    """Checks principals the gateway signed (config PRINCIPAL_KEY, else GRASSROOTS_PRINCIPAL_KEY
+    or var/principal.key): the gateway signs with it, write services verify with it."""
+
+    def setup(self) -> None:
+        from shared.trust import Signer, principal_key
+
+        self.signer = Signer(self.container.config.get("PRINCIPAL_KEY") or principal_key())
+
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        return self.signer
+
+
 class PolicyProvider(DependencyProvider):
     """The campaign policy file named by config POLICY (or GRASSROOTS_POLICY)."""
 

@@ -91,6 +91,7 @@ class VisitFacts:
     date: dt.date
     backfilled: bool
     cadre_ids: tuple[str, ...]
+    pending: tuple[str, ...] = ()  # on the visit, not confirmed: it does not count for them
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Participation:
     visit_id: str
     date: dt.date
     backfilled: bool
+    confirmed: bool = True
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ class Facts:
         """One row per cadre per visit: the shape a SQL table of the projection would hold."""
         for visit in self.visits.values():
             for cadre_id in visit.cadre_ids:
-                yield Participation(cadre_id, visit.visit_id, visit.date, visit.backfilled)
+                yield Participation(cadre_id, visit.visit_id, visit.date, visit.backfilled,
+                                    cadre_id not in visit.pending)
 
 
 def facts_from_rows(
@@ -124,7 +127,9 @@ def facts_from_rows(
     for p in participations:
         known = visits.get(p.visit_id)
         cadre_ids = (*known.cadre_ids, p.cadre_id) if known else (p.cadre_id,)
-        visits[p.visit_id] = VisitFacts(p.visit_id, p.date, p.backfilled, cadre_ids)
+        pending = known.pending if known else ()
+        pending = pending if p.confirmed else (*pending, p.cadre_id)
+        visits[p.visit_id] = VisitFacts(p.visit_id, p.date, p.backfilled, cadre_ids, pending)
     return Facts(dict(units), {c.cadre_id: c for c in cadres}, visits)
 
 
@@ -205,7 +210,8 @@ def _cadre_left(facts: Facts, data: dict[str, Any]) -> Facts:
 
 def _visit_recorded(facts: Facts, data: dict[str, Any]) -> Facts:
     visit = VisitFacts(
-        data["visit_id"], _day(data["date"]), data["backfilled"], tuple(data["cadre_ids"])
+        data["visit_id"], _day(data["date"]), data["backfilled"], tuple(data["cadre_ids"]),
+        tuple(data.get("pending_cadre_ids", ())),
     )
     return _with_visit(facts, visit)
 
@@ -214,13 +220,33 @@ def _visit_corrected(facts: Facts, data: dict[str, Any]) -> Facts:
     visit = facts.visits.get(data["visit_id"])
     if visit is None:  # retracted (or before the window read): nothing to correct
         return facts
+    cadre_ids = tuple(data["cadre_ids"]) if "cadre_ids" in data else visit.cadre_ids
+    pending = data.get("pending_cadre_ids", [c for c in visit.pending if c in cadre_ids])
     corrected = replace(
         visit,
         date=_day(data["date"]) if "date" in data else visit.date,
-        cadre_ids=tuple(data["cadre_ids"]) if "cadre_ids" in data else visit.cadre_ids,
+        cadre_ids=cadre_ids, pending=tuple(pending),
         backfilled=data.get("backfilled", visit.backfilled),
     )
     return _with_visit(facts, corrected)
+
+
+def _participation_confirmed(facts: Facts, data: dict[str, Any]) -> Facts:
+    visit = facts.visits.get(data["visit_id"])
+    if visit is None:
+        return facts
+    pending = tuple(c for c in visit.pending if c != data["cadre_id"])
+    return _with_visit(facts, replace(visit, pending=pending))
+
+
+def _participation_withdrawn(facts: Facts, data: dict[str, Any]) -> Facts:
+    visit = facts.visits.get(data["visit_id"])
+    if visit is None:
+        return facts
+    gone = data["cadre_id"]
+    return _with_visit(facts, replace(
+        visit, cadre_ids=tuple(c for c in visit.cadre_ids if c != gone),
+        pending=tuple(c for c in visit.pending if c != gone)))
 
 
 def _visit_retracted(facts: Facts, data: dict[str, Any]) -> Facts:
@@ -238,6 +264,8 @@ _STEPS: dict[str, Callable[[Facts, dict[str, Any]], Facts]] = {
     "visit.recorded": _visit_recorded,
     "visit.corrected": _visit_corrected,
     "visit.retracted": _visit_retracted,
+    "visit.participation_confirmed": _participation_confirmed,
+    "visit.participation_withdrawn": _participation_withdrawn,
 }
 EVENT_TYPES = tuple(_STEPS)  # what the projection subscribes to
 
@@ -273,7 +301,7 @@ def _visit_days(facts: Facts, month: Month) -> dict[str, dict[dt.date, bool]]:
     """Per cadre, the month's visit dates, each with whether all its visits were backfilled."""
     days: dict[str, dict[dt.date, bool]] = {}
     for p in facts.participations():
-        if month.first <= p.date <= month.last:
+        if p.confirmed and month.first <= p.date <= month.last:
             dates = days.setdefault(p.cadre_id, {})
             dates[p.date] = dates.get(p.date, True) and p.backfilled
     return days

@@ -48,6 +48,13 @@ participations = Table(
     Column("backfilled", Boolean, nullable=False),
     Index("ix_compliance_participations_date", "date"),
 )
+# Participations still waiting for the cadre's confirmation (a table of its own, so that views
+# built before consent existed need no migration: none of their visits had any).
+pending = Table(
+    "compliance_pending", metadata,
+    Column("visit_id", String(100), primary_key=True),
+    Column("cadre_id", String(100), primary_key=True),
+)
 
 
 def _d(value: dt.date | None) -> str | None:
@@ -94,8 +101,17 @@ def _load(conn: Connection, record: Record) -> domain.Facts:
         return domain.Facts(cadres=found)
     rows = conn.execute(select(participations).where(
         participations.c.visit_id == data["visit_id"])).all()
+    waiting = _pending_of(conn, [data["visit_id"]])
     return domain.facts_from_rows({}, (), [
-        domain.Participation(r.cadre_id, r.visit_id, r.date, r.backfilled) for r in rows])
+        domain.Participation(r.cadre_id, r.visit_id, r.date, r.backfilled,
+                             (r.visit_id, r.cadre_id) not in waiting) for r in rows])
+
+
+def _pending_of(conn: Connection, visit_ids: list[str]) -> set[tuple[str, str]]:
+    if not visit_ids:
+        return set()
+    rows = conn.execute(select(pending).where(pending.c.visit_id.in_(visit_ids))).all()
+    return {(r.visit_id, r.cadre_id) for r in rows}
 
 
 def _store(conn: Connection, record: Record, facts: domain.Facts) -> None:
@@ -115,9 +131,15 @@ def _store(conn: Connection, record: Record, facts: domain.Facts) -> None:
     else:
         conn.execute(delete(participations).where(
             participations.c.visit_id == data["visit_id"]))
-        rows = [p.__dict__ for p in facts.participations()]
+        conn.execute(delete(pending).where(pending.c.visit_id == data["visit_id"]))
+        found = list(facts.participations())
+        rows = [{k: v for k, v in p.__dict__.items() if k != "confirmed"} for p in found]
         if rows:
             conn.execute(participations.insert(), rows)
+        waiting = [{"visit_id": p.visit_id, "cadre_id": p.cadre_id}
+                   for p in found if not p.confirmed]
+        if waiting:
+            conn.execute(pending.insert(), waiting)
 
 
 class ComplianceProjection:
@@ -144,10 +166,16 @@ def month_facts(conn: Connection, month: str) -> domain.Facts:
     cadre_rows = conn.execute(select(cadres)).all()
     part_rows = conn.execute(select(participations).where(
         participations.c.date >= first, participations.c.date <= last)).all()
+    waiting = {(r.visit_id, r.cadre_id) for r in conn.execute(
+        select(pending.c.visit_id, pending.c.cadre_id).join(
+            participations, (participations.c.visit_id == pending.c.visit_id)
+            & (participations.c.cadre_id == pending.c.cadre_id))
+        .where(participations.c.date >= first, participations.c.date <= last)).all()}
     return domain.facts_from_rows(
         {r.unit_id: _settings_from_json(r.settings) for r in unit_rows},
         [cadre_from_json(r.cadre_id, r.facts) for r in cadre_rows],
-        [domain.Participation(r.cadre_id, r.visit_id, r.date, r.backfilled) for r in part_rows],
+        [domain.Participation(r.cadre_id, r.visit_id, r.date, r.backfilled,
+                              (r.visit_id, r.cadre_id) not in waiting) for r in part_rows],
     )
 
 

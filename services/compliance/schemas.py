@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from services.compliance.domain import MONTH_PATTERN
+from shared.dates import check_month, instant_field
 
 MET = (
     "true: a visit that day; false: none while the rule applied; null: the rule did not apply "
@@ -16,10 +17,12 @@ class ComplianceQuerySchema(Schema):
     """GET /compliance?month=YYYY-MM[&unit_id=][&as_of=]"""
 
     month = fields.String(
-        required=True, validate=validate.Regexp(MONTH_PATTERN, error="not a month YYYY-MM")
+        required=True,
+        validate=validate.And(validate.Regexp(MONTH_PATTERN, error="not a month YYYY-MM"),
+                              check_month),
     )
     unit_id = fields.String(load_default=None, validate=validate.Length(1, 100))
-    as_of = fields.AwareDateTime(load_default=None, metadata={
+    as_of = instant_field(load_default=None, metadata={
         "description": "assess from only the events recorded up to this instant",
     })
 

@@ -1,8 +1,10 @@
-"""What each route does: check the role, validate at the edge, check access, call the service.
+"""What each route does: a first check of the role, validation at the edge, the call.
 
 One function per route (named as in routes.ROUTES); each returns (status, JSON body) and
 raises shared.errors for the client's mistakes. Bodies are forwarded as received (wire form):
-the services validate them again with the same schemas.
+the services validate them again with the same schemas. Writes carry the principal signed for
+exactly that call (`Call.act`): the service that writes decides what the principal may do, in
+the same decision as the write, so there is no check here that a write could race.
 """
 
 from __future__ import annotations
@@ -34,40 +36,42 @@ def _unit_of(call: Call) -> access.UnitOf:
     return unit_of
 
 
-def _roster(call: Call, name: str, *ids: str) -> Reply:
-    route = ROUTES[name]
-    access.require_role(call.principal, *access.ROSTER_WRITERS)
-    body = call.body(_schema(route.request))
-    return route.status, call.visits.call(name, *ids, body, call.actor, call.command_id())
-
-
 def _schema(schema: type[Schema] | None) -> type[Schema]:
     assert schema is not None
     return schema
 
 
+def _write(call: Call, name: str, roles: tuple[str, ...], *ids: str) -> Reply:
+    """A command: the role first (a caller without it learns nothing of the body's format),
+    the body validated here and again by the service, which decides with the principal."""
+    route = ROUTES[name]
+    access.require_role(call.principal, *roles)
+    body = call.body(_schema(route.request))
+    return route.status, call.act(call.visits, name, *ids, body, call.command_id())
+
+
 def register_unit(call: Call) -> Reply:
-    return _roster(call, "register_unit")
+    return _write(call, "register_unit", access.ROSTER_WRITERS)
 
 
 def set_unit_day(call: Call) -> Reply:
-    return _roster(call, "set_unit_day", call.params["unit_id"])
+    return _write(call, "set_unit_day", access.ROSTER_WRITERS, call.params["unit_id"])
 
 
 def enrol_cadre(call: Call) -> Reply:
-    return _roster(call, "enrol_cadre")
+    return _write(call, "enrol_cadre", access.ROSTER_WRITERS)
 
 
 def transfer_cadre(call: Call) -> Reply:
-    return _roster(call, "transfer_cadre", call.params["cadre_id"])
+    return _write(call, "transfer_cadre", access.ROSTER_WRITERS, call.params["cadre_id"])
 
 
 def grant_leave(call: Call) -> Reply:
-    return _roster(call, "grant_leave", call.params["cadre_id"])
+    return _write(call, "grant_leave", access.ROSTER_WRITERS, call.params["cadre_id"])
 
 
 def remove_cadre(call: Call) -> Reply:
-    return _roster(call, "remove_cadre", call.params["cadre_id"])
+    return _write(call, "remove_cadre", access.ROSTER_WRITERS, call.params["cadre_id"])
 
 
 def get_cadre(call: Call) -> Reply:
@@ -78,40 +82,39 @@ def get_cadre(call: Call) -> Reply:
 
 
 def record_visit(call: Call) -> Reply:
-    access.require_role(call.principal, *access.VISIT_WRITERS)
-    body = call.body(_schema(ROUTES["record_visit"].request))
-    access.check_visit_write(call.principal, body["cadre_ids"], _unit_of(call))
-    return 201, call.visits.record_visit(body, call.actor, call.command_id())
-
-
-def _change_visit(call: Call, name: str) -> Reply:
-    access.require_role(call.principal, *access.VISIT_WRITERS)
-    body = call.body(_schema(ROUTES[name].request))
-    visit_id = call.params["visit_id"]
-    if call.principal.role != "operator":
-        visit = call.visits.get_visit(visit_id)
-        access.check_visit_change(call.principal, visit, body.get("cadre_ids"), _unit_of(call))
-    return 200, call.visits.call(name, visit_id, body, call.actor, call.command_id())
+    return _write(call, "record_visit", access.VISIT_WRITERS)
 
 
 def correct_visit(call: Call) -> Reply:
-    return _change_visit(call, "correct_visit")
+    return _write(call, "correct_visit", access.VISIT_WRITERS, call.params["visit_id"])
 
 
 def retract_visit(call: Call) -> Reply:
-    return _change_visit(call, "retract_visit")
+    return _write(call, "retract_visit", access.VISIT_WRITERS, call.params["visit_id"])
+
+
+def confirm_participation(call: Call) -> Reply:
+    return _write(call, "confirm_participation", access.VISIT_WRITERS, call.params["visit_id"])
+
+
+def withdraw_participation(call: Call) -> Reply:
+    return _write(call, "withdraw_participation", access.VISIT_WRITERS,
+                  call.params["visit_id"])
 
 
 def get_visit(call: Call) -> Reply:
+    """The visits service decides who may read it and whether the resident's details are
+    shown (a stated purpose is recorded there)."""
     access.require_role(call.principal, *access.EVERYONE)
-    visit = call.visits.get_visit(call.params["visit_id"])
-    access.check_visit_read(call.principal, visit, _unit_of(call))
-    return 200, visit
+    query = call.query(_schema(ROUTES["get_visit"].query))
+    return 200, call.act(call.visits, "get_visit", call.params["visit_id"], query.get("purpose"))
 
 
 def compliance(call: Call) -> Reply:
     access.require_role(call.principal, *access.EVERYONE)
     query = call.query(_schema(ROUTES["compliance"].query))
+    if query.get("as_of"):
+        access.require_role(call.principal, *access.AS_OF_READERS)
     unit_id = access.compliance_unit(call.principal, query.get("unit_id"), _unit_of(call))
     return 200, call.compliance.report(query["month"], unit_id=unit_id, as_of=query.get("as_of"))
 

@@ -8,11 +8,11 @@ stack trace, and their details never reach the client.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, ClassVar
 
 import eventlet
@@ -20,13 +20,22 @@ from marshmallow import Schema
 from nameko.exceptions import UnknownService
 from werkzeug.wrappers import Request, Response
 
-from shared.auth import Principal, TokenStore
+from services.gateway.idempotency import IdempotencyStore, Replay, claim_for
+from services.gateway.inputs import check_plain, read_json_object
+from shared.auth import Principal, TokenStore, roster_refusal
 from shared.commands import load
-from shared.errors import SCHEMA_FIELD, DomainError, Invalid, flatten
+from shared.errors import (  # noqa: F401 (Denied: re-exported)
+    SCHEMA_FIELD,
+    Denied,
+    DomainError,
+    Invalid,
+    NotFound,
+    flatten,
+)
+from shared.trust import Signer
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 1 << 20  # bytes; a visit with its diary is a few kB
 AUTH_FIELD = "authorization"
 Reply = tuple[int, Any]
 
@@ -40,31 +49,15 @@ class Unauthenticated(DomainError):
         return {AUTH_FIELD: [str(self)]}
 
 
-class Denied(DomainError):
-    """A known principal whose role or binding does not allow the request (403)."""
-
-    http_status = 403
-
-    def errors(self) -> dict[str, Any]:
-        return {AUTH_FIELD: [str(self)]}
-
-
-class TooLarge(DomainError):
-    http_status = 413
-
-    def errors(self) -> dict[str, Any]:
-        return {"body": [str(self)]}
-
-
 class RpcTimeout(Exception):
     """A service did not answer in time; the command may still complete, so a retry of the
-    same request (same idempotency key) is safe."""
+    same request with the same Idempotency-Key is safe (it is sent with the same command id)."""
 
     status: ClassVar[int] = 504
 
     def __init__(self, service: str, method: str, seconds: float) -> None:
         super().__init__(f"{service} did not answer {method} within {seconds:g}s; "
-                         "retrying the same request is safe")
+                         "retrying with the same Idempotency-Key is safe")
         self.service = service
 
 
@@ -83,22 +76,6 @@ def error_response(
     return json_response(status, {"errors": flatten(errors)}, headers)
 
 
-def read_json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or Invalid naming `body`."""
-    if (request.content_length or 0) > MAX_BODY:
-        raise TooLarge(f"larger than {MAX_BODY} bytes")
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        raise Invalid({"body": ["a JSON object is required"]})
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid({"body": [f"not valid JSON: {exc}"]}) from None
-    if not isinstance(body, dict):
-        raise Invalid({"body": ["must be a JSON object"]})
-    return body
-
-
 def authenticate(request: Request, tokens: TokenStore) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -110,17 +87,6 @@ def authenticate(request: Request, tokens: TokenStore) -> Principal:
     if principal is None:
         raise Unauthenticated("unknown or revoked token")
     return principal
-
-
-def command_id(request: Request, body: Any, actor: str) -> str:
-    """The idempotency key of a write: an exact retry (same actor, method, path and JSON body)
-    maps to the same key. A client's Idempotency-Key header replaces the body in the hash, scoped
-    to actor, method and path so that two clients' keys never collide."""
-    key = request.headers.get("Idempotency-Key")
-    material = ["key", key] if key else ["body", body]
-    canonical = json.dumps([request.method, request.path, actor, *material],
-                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 class Remote:
@@ -156,10 +122,21 @@ class Call:
     params: dict[str, str] = field(default_factory=dict)
     health_timeout: float = 2.0
     _body: dict[str, Any] | None = None
+    keys: IdempotencyStore | None = None
+    signer: Signer | None = None
+
+    def __post_init__(self) -> None:
+        check_plain(self.params, "path")  # no NUL in an id the handlers pass on
 
     @property
     def actor(self) -> str:
         return self.principal.actor
+
+    def act(self, remote: Remote, method: str, *args: Any) -> Any:
+        """Call `method(signed principal, *args)`: the principal signed for exactly this call,
+        which the service checks before it decides anything."""
+        assert self.signer is not None, "the gateway signs every call made for a principal"
+        return remote.call(method, self.signer.sign(self.principal, method, args), *args)
 
     def body(self, schema: type[Schema]) -> dict[str, Any]:
         """The JSON body (as received: the services validate it again), validated by schema."""
@@ -170,14 +147,34 @@ class Call:
 
     def query(self, schema: type[Schema]) -> dict[str, str]:
         args = self.request.args.to_dict()
+        check_plain(args, "query")
         load(schema, args)
         return args
 
-    def command_id(self) -> str:
-        return command_id(self.request, self._body, self.actor)
+    def command_id(self) -> str | None:
+        """The command id to send this write with: the request's Idempotency-Key claim
+        (idempotency.py), or None without a key, so the write is always new. Raises Replay,
+        KeyReused or KeyInFlight; call it last before the write."""
+        return claim_for(self.keys, self.request, self.actor, self._body)
 
 
 ANONYMOUS = Principal(role="anonymous", token_id="-")
+
+
+def check_standing(call: Call, today: date) -> None:
+    """A cadre's or head's token works only while its cadre stands on the roster as it did
+    when the token was made: off the roster, or (a head) moved to another unit, from that
+    day the token is refused (401), whatever its expiry."""
+    cadre_id = call.principal.cadre_id
+    if cadre_id is None:
+        return
+    try:
+        cadre = call.visits.get_cadre(cadre_id)
+    except NotFound:
+        cadre = None
+    reason = roster_refusal(call.principal, cadre, today)
+    if reason is not None:
+        raise Unauthenticated(f"token no longer valid: {reason}")
 
 
 def serve(
@@ -190,13 +187,21 @@ def serve(
     params: dict[str, str],
     public: bool = False,
     health_timeout: float = 2.0,
+    keys: IdempotencyStore | None = None,
+    signer: Signer | None = None,
+    today: date | None = None,
 ) -> Response:
     """Authenticate (unless public), run handler, and turn any outcome into a JSON response."""
     try:
         principal = ANONYMOUS if public else authenticate(request, tokens)
-        call = Call(request, principal, visits, compliance, params, health_timeout)
+        call = Call(request, principal, visits, compliance, params, health_timeout, keys=keys,
+                    signer=signer)
+        if not public and today is not None:
+            check_standing(call, today)
         status, body = handler(call)
         return json_response(status, body)
+    except Replay as exc:  # a retry of a write that succeeded: its answer again
+        return exc.response()
     except DomainError as exc:
         return error_response(exc.http_status, exc.errors())
     except RpcTimeout as exc:

@@ -19,18 +19,31 @@ ERRORS = {
     401: ("Unauthorized", "missing or unknown bearer token"),
     403: ("Forbidden", "the token's role or binding does not allow this"),
     404: ("NotFound", "no such resource"),
-    409: ("Conflict", "contradicts the current state (e.g. a retracted visit)"),
+    409: ("Conflict", "contradicts the current state (e.g. a retracted visit), or the first "
+                      "request with this Idempotency-Key is still in progress"),
     413: ("TooLarge", "body too large"),
-    422: ("UnknownReference", "names a unit or cadre that is not on the roster"),
+    422: ("UnknownReference", "names a unit or cadre that is not on the roster, or reuses an "
+                              "Idempotency-Key for a different request"),
     500: ("InternalError", "internal error (details only in the service log)"),
     503: ("Unavailable", "a service is not running"),
-    504: ("Timeout", "a service did not answer in time; retrying the same request is safe"),
+    504: ("Timeout", "a service did not answer in time; retrying with the same "
+                     "Idempotency-Key is safe"),
 }
+KEY_DESCRIPTION = (
+    "A key of the client's choosing (a UUID, say; a Structured Field string, quoted, or bare) "
+    "that makes the write safe to retry (IETF draft-ietf-httpapi-idempotency-key-header). The "
+    "same request (method, path, JSON body) with the same key, from the same caller, within "
+    "24 hours of its first use, gets the first successful answer again and writes nothing. The "
+    "same key with a different request: 422. While the first is still in progress: 409. "
+    "After a 503/504 a retry with the key completes the write at most once. Only successful "
+    "answers are kept: after a 4xx the key is free for the corrected request. Without a key "
+    "every request is a new write."
+)
 DESCRIPTION = (
     "Cadres' grassroots visits and the monthly compliance view. Authenticate with "
     "`Authorization: Bearer <token>` (`grassroots token create --role ROLE`). Every error is "
-    '`{"errors": {field: [reasons]}}`. Writes are idempotent: an exact retry, or one with the '
-    "same `Idempotency-Key` header, returns the first answer."
+    '`{"errors": {field: [reasons]}}`. A write sent with an `Idempotency-Key` header can be '
+    "retried safely for 24 hours: the same request with the same key gets the first answer."
 )
 
 
@@ -71,8 +84,8 @@ def _operation(route: Route) -> dict[str, Any]:
         op["requestBody"] = {"required": True, "content": _json(route.request)}
         op["parameters"].append({
             "in": "header", "name": "Idempotency-Key", "required": False,
-            "schema": {"type": "string"},
-            "description": "a retry with the same key returns the first answer",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": KEY_DESCRIPTION,
         })
     if route.public:
         op["security"] = []

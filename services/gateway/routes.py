@@ -51,9 +51,15 @@ class Route:
 
 OPERATOR = "operator"
 VISIT_WRITERS = (
-    "operator any; cadre: visits they take part in; head: visits with a cadre of their unit"
+    "operator any; cadre: visits they take part in; head: visits with a cadre of their unit "
+    "on the visit's date. Cadres the caller cannot vouch for (other units) are pending until "
+    "they confirm"
 )
-VISIT_CHANGERS = VISIT_WRITERS + " (both before and after a change of cadre_ids)"
+VISIT_CHANGERS = (
+    "operator; the visit's confirmed cadres; the head of a confirmed cadre's unit on the "
+    "visit's date. Taking a cadre off: only that cadre, their head or an operator"
+)
+PARTICIPANT = "the cadre themselves, the head of their unit on the visit's date, or an operator"
 
 _ROUTES = [
     Route("register_unit", "POST", "/units", "Register a unit", OPERATOR, "roster", 201,
@@ -74,14 +80,25 @@ _ROUTES = [
     Route("record_visit", "POST", "/visits", "Record a visit", VISIT_WRITERS, "visits", 201,
           visits.RecordVisitSchema, visits.VisitRecordedSchema),
     Route("get_visit", "GET", "/visits/{visit_id}", "A visit as it stands after corrections",
-          "operator, supervisor, auditor any; cadre: theirs; head: with a cadre of their unit",
-          "visits", response=visits.VisitSchema),
+          "operator, supervisor, auditor any; cadre: theirs; head: with a cadre of their unit on "
+          "its date. Residents' details: the visit's confirmed cadres and their head; others "
+          "only with a `purpose`, which is recorded", "visits", response=visits.VisitSchema,
+          query=visits.VisitQuerySchema),
     Route("correct_visit", "POST", "/visits/{visit_id}/corrections", "Correct a visit",
           VISIT_CHANGERS, "visits", 200, visits.CorrectVisitSchema, visits.VisitRecordedSchema),
     Route("retract_visit", "POST", "/visits/{visit_id}/retraction", "Retract a visit",
-          VISIT_WRITERS, "visits", 200, visits.RetractVisitSchema, visits.AcceptedSchema),
+          VISIT_CHANGERS + "; a visit that also counts for cadres the caller may not act for "
+          "cannot be retracted by them", "visits", 200, visits.RetractVisitSchema,
+          visits.AcceptedSchema),
+    Route("confirm_participation", "POST", "/visits/{visit_id}/confirmation",
+          "Confirm a cadre's participation, so that the visit counts for them", PARTICIPANT,
+          "visits", 200, visits.ConfirmParticipationSchema, visits.AcceptedSchema),
+    Route("withdraw_participation", "POST", "/visits/{visit_id}/withdrawal",
+          "Take a cadre off a visit", PARTICIPANT, "visits", 200,
+          visits.WithdrawParticipationSchema, visits.AcceptedSchema),
     Route("compliance", "GET", "/compliance", "Monthly compliance per cadre and unit",
-          "operator, supervisor, auditor any unit; head and cadre: their own unit (the default)",
+          "operator, supervisor, auditor any unit; head and cadre: their own unit (the default); "
+          "as_of: supervisor and auditor only",
           "compliance", response=ComplianceReportSchema, query=ComplianceQuerySchema),
     Route("openapi", "GET", "/openapi.json", "This document", "public", "operations",
           public=True, rpc=False),

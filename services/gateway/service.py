@@ -1,22 +1,27 @@
 """The gateway: the HTTP API in front of the services (nameko @http).
 
 Entrypoints only: each binds a route of routes.ROUTES to its function in handlers.py; http.py
-turns every outcome into JSON. Nothing is stored here: writes go to the visits service over
-RPC, reads to the service that owns them.
+turns every outcome into JSON, and web.py what no route takes or the HTTP parser refuses.
+Writes go to the visits service over RPC, reads to the service that owns them; the gateway
+keeps only the answers to writes sent with an Idempotency-Key (idempotency.py).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from nameko.rpc import RpcProxy
-from nameko.web.handlers import http
 from werkzeug.wrappers import Request, Response
 
 from services.gateway import handlers
 from services.gateway.dependencies import Edge, EdgeProvider
-from services.gateway.http import Remote, error_response, serve
-from services.gateway.routes import ROUTES, at, unmatched
-
-ALL_METHODS = "GET,POST,PUT,PATCH,DELETE,OPTIONS"
+from services.gateway.http import Remote, serve
+from services.gateway.idempotency import settle
+from services.gateway.routes import ROUTES, at
+from services.gateway.web import http
+from shared.policy import Policy
+from shared.providers import PolicyProvider, TrustProvider
+from shared.trust import Signer
 
 
 class GatewayService:
@@ -25,15 +30,21 @@ class GatewayService:
     edge: Edge = EdgeProvider()
     visits = RpcProxy("visits")
     compliance = RpcProxy("compliance")
+    trust: Signer = TrustProvider()
+    policy: Policy = PolicyProvider()
 
     def _serve(self, name: str, request: Request, **params: str) -> Response:
         timeout = self.edge.rpc_timeout
-        return serve(
+        response = serve(
             request, getattr(handlers, name), tokens=self.edge.tokens,
             visits=Remote(self.visits, "visits", timeout),
             compliance=Remote(self.compliance, "compliance", timeout),
             params=params, public=ROUTES[name].public, health_timeout=self.edge.health_timeout,
+            keys=self.edge.keys, signer=self.trust,
+            today=self.policy.local_date(datetime.now(UTC)),
         )
+        settle(self.edge.keys, request, response)  # keep, release or hold the request's key
+        return response
 
     @http(*at("register_unit"))
     def register_unit(self, request: Request) -> Response:
@@ -67,6 +78,14 @@ class GatewayService:
     def record_visit(self, request: Request) -> Response:
         return self._serve("record_visit", request)
 
+    @http(*at("confirm_participation"))
+    def confirm_participation(self, request: Request, visit_id: str) -> Response:
+        return self._serve("confirm_participation", request, visit_id=visit_id)
+
+    @http(*at("withdraw_participation"))
+    def withdraw_participation(self, request: Request, visit_id: str) -> Response:
+        return self._serve("withdraw_participation", request, visit_id=visit_id)
+
     @http(*at("get_visit"))
     def get_visit(self, request: Request, visit_id: str) -> Response:
         return self._serve("get_visit", request, visit_id=visit_id)
@@ -90,9 +109,3 @@ class GatewayService:
     @http(*at("healthz"))
     def healthz(self, request: Request) -> Response:
         return self._serve("healthz", request)
-
-    @http(ALL_METHODS, "/<path:path>")
-    def unmatched(self, request: Request, path: str) -> Response:
-        """Anything no route took: a JSON 404, or 405 when the path exists for other methods."""
-        status, errors, allowed = unmatched(request.method, request.path)
-        return error_response(status, errors, {"Allow": ", ".join(allowed)} if allowed else None)

@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypedDict
 
-from shared.errors import SCHEMA_FIELD, Conflict, NotFound, Rejected, UnknownReference
+from services.visits import rights
+from shared.auth import Principal
+from shared.errors import SCHEMA_FIELD, Conflict, Denied, NotFound, Rejected, UnknownReference
 from shared.eventlog import NewEvent
 from shared.periods import Membership, covers, cut
 from shared.policy import Policy
@@ -30,6 +32,9 @@ CADRE_LEFT = "cadre.left"
 VISIT_RECORDED = "visit.recorded"
 VISIT_CORRECTED = "visit.corrected"
 VISIT_RETRACTED = "visit.retracted"
+PARTICIPATION_CONFIRMED = "visit.participation_confirmed"
+PARTICIPATION_WITHDRAWN = "visit.participation_withdrawn"
+PERSONAL_DATA_DISCLOSED = "visit.personal_data_disclosed"
 ROSTER_EVENT_TYPES = (
     UNIT_REGISTERED, UNIT_DAY_SET, CADRE_ENROLLED, CADRE_TRANSFERRED, CADRE_LEAVE_GRANTED,
     CADRE_LEFT,
@@ -41,7 +46,6 @@ CORRECTABLE = (
     "cadre_ids", "date", "started_at", "place", "target", "diary", "delivered", "helped",
     "hazards", "disputes", "tags", "evidence",
 )
-_RESIDENT_NAMESPACE = uuid.UUID("5b0f2a4e-9a55-4a8e-8f53-6f0d2c1e7a11")
 
 
 class HistoryRecord(Protocol):
@@ -106,9 +110,10 @@ def empty_diary() -> Diary:
     return Diary(thinks="", hopes="", glad="", worries="", notes="")
 
 
-def default_resident_id(visit_id: str) -> str:
-    """A resident id derived from the visit id, so a retried visit names the same subject."""
-    return str(uuid.uuid5(_RESIDENT_NAMESPACE, f"visit/{visit_id}/resident"))
+def new_resident_id() -> str:
+    """A pseudonym for a resident the service has not seen: random, so that it says nothing
+    about the person (a client may pass back an id it was given, never invent one)."""
+    return f"res-{uuid.uuid4()}"
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -176,6 +181,7 @@ class RecordVisit:
     disputes: tuple[Finding, ...] = ()
     tags: tuple[str, ...] = ()
     evidence: tuple[Evidence, ...] = ()
+    fresh_resident_id: str = field(default_factory=new_resident_id)  # if the resident is new
 
 
 @dataclass(frozen=True)
@@ -185,6 +191,7 @@ class CorrectVisit:
     visit_id: str
     changes: Mapping[str, Any]
     reason: str
+    fresh_resident_id: str = field(default_factory=new_resident_id)
 
 
 @dataclass(frozen=True)
@@ -193,9 +200,30 @@ class RetractVisit:
     reason: str
 
 
+@dataclass(frozen=True)
+class ConfirmParticipation:
+    """A cadre put on a visit by someone who could not vouch for them confirms they were
+    there, so that the visit counts for them. `cadre_id` None: the principal's own."""
+
+    visit_id: str
+    cadre_id: str | None = None
+
+
+@dataclass(frozen=True)
+class WithdrawParticipation:
+    """A cadre is taken off a visit (themselves, or by their head or an operator)."""
+
+    visit_id: str
+    reason: str
+    cadre_id: str | None = None
+
+
+VisitCommand = (
+    RecordVisit | CorrectVisit | RetractVisit | ConfirmParticipation | WithdrawParticipation
+)
 Command = (
     RegisterUnit | SetUnitDay | EnrolCadre | TransferCadre | GrantLeave | RemoveCadre
-    | RecordVisit | CorrectVisit | RetractVisit
+    | VisitCommand
 )
 
 
@@ -203,7 +231,7 @@ def stream_for(command: Command) -> str:
     """The stream a command's events are appended to (and its history read from)."""
     if isinstance(command, RegisterUnit | SetUnitDay):
         return f"unit-{command.unit_id}"
-    if isinstance(command, RecordVisit | CorrectVisit | RetractVisit):
+    if isinstance(command, VisitCommand):
         return f"visit-{command.visit_id}"
     return f"cadre-{command.cadre_id}"
 
@@ -272,6 +300,19 @@ class Roster:
         """The roster after one more event; events of other types leave it as it is."""
         step = _ROSTER_STEPS.get(record.type)
         return step(self, record.data) if step else self
+
+    def unit_of(self, cadre_id: str, day: dt.date) -> str | None:
+        """The cadre's unit on `day` (None: unknown, or not on the roster then)."""
+        cadre = self.cadres.get(cadre_id)
+        return cadre.unit_on(day) if cadre is not None and cadre.on_roster(day) else None
+
+    def liaison_of(self, cadre_id: str) -> tuple[str, ...]:
+        cadre = self.cadres.get(cadre_id)
+        return cadre.liaison_unit_ids if cadre is not None else ()
+
+    def role_of(self, cadre_id: str) -> str | None:
+        cadre = self.cadres.get(cadre_id)
+        return cadre.role if cadre is not None else None
 
     def unit(self, unit_id: str, field_name: str = "unit_id") -> Unit:
         try:
@@ -380,6 +421,15 @@ class VisitState:
     corrections: int = 0
     retracted: bool = False
     retraction_reason: str | None = None
+    pending: tuple[str, ...] = ()  # cadres on the visit who have not confirmed yet
+
+    @property
+    def day(self) -> dt.date:
+        return dt.date.fromisoformat(self.values["date"])
+
+    @property
+    def confirmed(self) -> tuple[str, ...]:
+        return tuple(c for c in self.values["cadre_ids"] if c not in self.pending)
 
 
 def fold_visit(history: Iterable[HistoryRecord]) -> VisitState | None:
@@ -394,17 +444,31 @@ def _visit_step(state: VisitState | None, record: HistoryRecord) -> VisitState |
     data = record.data
     if record.type == VISIT_RECORDED:
         values = {k: v for k, v in data.items() if k not in ("visit_id", "backfilled")}
+        values.pop("pending_cadre_ids", None)
         return VisitState(
             visit_id=data["visit_id"], values=values, recorded=values,
             recorded_at=record.recorded_at, backfilled=data["backfilled"], version=record.version,
+            pending=tuple(data.get("pending_cadre_ids", ())),
         )
     if state is None:
         return None
     if record.type == VISIT_CORRECTED:
         changed = {k: v for k, v in data.items() if k in CORRECTABLE}
+        cadres = changed.get("cadre_ids", state.values["cadre_ids"])
+        pending = data.get("pending_cadre_ids", [c for c in state.pending if c in cadres])
         return replace(
             state, values={**state.values, **changed}, backfilled=data["backfilled"],
-            corrections=state.corrections + 1, version=record.version,
+            corrections=state.corrections + 1, version=record.version, pending=tuple(pending),
+        )
+    if record.type == PARTICIPATION_CONFIRMED:
+        pending = tuple(c for c in state.pending if c != data["cadre_id"])
+        return replace(state, pending=pending, version=record.version)
+    if record.type == PARTICIPATION_WITHDRAWN:
+        gone = data["cadre_id"]
+        cadres = [c for c in state.values["cadre_ids"] if c != gone]
+        return replace(
+            state, values={**state.values, "cadre_ids": cadres}, version=record.version,
+            pending=tuple(c for c in state.pending if c != gone),
         )
     if record.type == VISIT_RETRACTED:
         return replace(
@@ -413,9 +477,9 @@ def _visit_step(state: VisitState | None, record: HistoryRecord) -> VisitState |
     return state
 
 
-def read_back(state: VisitState) -> dict[str, Any]:
+def read_back(state: VisitState, personal: bool = True) -> dict[str, Any]:
     """The visit as GET returns it (dump with VisitSchema): the request's shape, typed values,
-    plus what the platform added."""
+    plus what the platform added. `personal` False: the resident's details are withheld."""
     values = state.values
     started_at = values.get("started_at")
     return {
@@ -423,7 +487,9 @@ def read_back(state: VisitState) -> dict[str, Any]:
         **{k: values.get(k) for k in CORRECTABLE if k not in ("date", "started_at", "target")},
         "date": dt.date.fromisoformat(values["date"]),
         "started_at": dt.datetime.fromisoformat(started_at) if started_at else None,
-        "target": _target_read_back(values["target"]),
+        "target": _target_read_back(values["target"], personal),
+        "pending_cadre_ids": list(state.pending),
+        "personal_data": _disclosure(values["target"], personal),
         "backfilled": state.backfilled,
         "recorded_at": state.recorded_at,
         "corrections": state.corrections,
@@ -433,19 +499,30 @@ def read_back(state: VisitState) -> dict[str, Any]:
     }
 
 
-def _target_read_back(target: dict[str, Any]) -> dict[str, Any]:
+def _disclosure(target: dict[str, Any], personal: bool) -> str:
+    if target.get("resident_id") is None:
+        return "none"
+    if target.get("resident") is None:
+        return "erased"
+    return "shown" if personal else "withheld"
+
+
+def _target_read_back(target: dict[str, Any], personal: bool = True) -> dict[str, Any]:
     resident_id = target.get("resident_id")
     if resident_id is None:
         return {"kind": target["kind"], "resident": None}
-    erased = {"name": None, "phone": None, "address": None}  # key destroyed: data redacted
-    resident = {"id": resident_id, **(target["resident"] or erased)}
+    blank = {"name": None, "phone": None, "address": None}  # erased, or not for this reader
+    details = target["resident"] if personal else None
+    resident = {"id": resident_id, **(details or blank)}
     return {"kind": target["kind"], "resident": resident}
 
 
 # --- decisions ----------------------------------------------------------------------------------
 
 
-Decision = Callable[[Any, list[HistoryRecord], Roster, dt.datetime, Policy], list[NewEvent]]
+Decision = Callable[
+    [Any, list[HistoryRecord], Roster, dt.datetime, Policy, Principal], list[NewEvent]
+]
 
 
 def decide(
@@ -454,21 +531,25 @@ def decide(
     roster: Roster,
     now: dt.datetime,
     policy: Policy,
+    *,
+    principal: Principal,
 ) -> list[NewEvent]:
-    """The events `command` leads to, given its stream's history and the roster, at `now`.
+    """The events `command` leads to, given its stream's history and the roster, at `now`,
+    when `principal` asks for it (rights.py: refused with Denied in the same decision).
 
     Roster commands decide from `roster` (which the service folds from every roster event);
     visit commands from `history`, the visit's own stream. `now` must be timezone-aware.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    return _DECISIONS[type(command)](command, list(history), roster, now, policy)
+    return _DECISIONS[type(command)](command, list(history), roster, now, policy, principal)
 
 
 def _register_unit(
     cmd: RegisterUnit, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
-    policy: Policy,
+    policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
+    rights.require_operator(principal)
     if cmd.unit_id in roster.units:
         raise Conflict(f"unit {cmd.unit_id!r} is already registered", "id")
     data = {"unit_id": cmd.unit_id, "name": cmd.name, "kind": cmd.kind, "unit_day": cmd.unit_day}
@@ -477,8 +558,9 @@ def _register_unit(
 
 def _set_unit_day(
     cmd: SetUnitDay, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
-    policy: Policy,
+    policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
+    rights.require_operator(principal)
     unit = roster.unit(cmd.unit_id)
     last = unit.unit_days[-1]
     if last.effective_from and cmd.effective_from < last.effective_from:
@@ -496,8 +578,9 @@ def _set_unit_day(
 
 def _enrol_cadre(
     cmd: EnrolCadre, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
-    policy: Policy,
+    policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
+    rights.require_operator(principal)
     if cmd.cadre_id in roster.cadres:
         raise Conflict(f"cadre {cmd.cadre_id!r} is already enrolled", "id")
     roster.unit(cmd.unit_id)
@@ -524,8 +607,9 @@ def _still_on_roster(cadre: Cadre, day: dt.date) -> None:
 
 def _transfer_cadre(
     cmd: TransferCadre, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
-    policy: Policy,
+    policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
+    rights.require_operator(principal)
     cadre = roster.cadre(cmd.cadre_id)
     roster.unit(cmd.to_unit_id, "to_unit_id")
     day = cmd.effective_from
@@ -546,8 +630,9 @@ def _transfer_cadre(
 
 def _grant_leave(
     cmd: GrantLeave, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
-    policy: Policy,
+    policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
+    rights.require_operator(principal)
     cadre = roster.cadre(cmd.cadre_id)
     if cmd.end < cmd.start:
         raise Rejected("to", "must not be before from")
@@ -565,8 +650,9 @@ def _grant_leave(
 
 def _remove_cadre(
     cmd: RemoveCadre, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
-    policy: Policy,
+    policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
+    rights.require_operator(principal)
     cadre = roster.cadre(cmd.cadre_id)
     if cadre.left_from is not None:
         raise Conflict(f"cadre {cmd.cadre_id!r} left the roster on {cadre.left_from}")
@@ -608,10 +694,11 @@ def _field_data(name: str, value: Any) -> Any:
     return dict(value)  # place, diary (target is handled by _target_data)
 
 
-def _record_values(cmd: RecordVisit, day: dt.date) -> dict[str, Any]:
+def _record_values(cmd: RecordVisit, day: dt.date, state: VisitState | None) -> dict[str, Any]:
     values = {name: _field_data(name, getattr(cmd, name)) for name in CORRECTABLE
               if name not in ("date", "target")}
-    resident_id = cmd.target.get("resident_id") or default_resident_id(cmd.visit_id)
+    known = state.recorded["target"].get("resident_id") if state is not None else None
+    resident_id = cmd.target.get("resident_id") or known or cmd.fresh_resident_id
     values["date"] = day.isoformat()
     values["target"] = _target_data(cmd.target, resident_id)
     return {name: values[name] for name in CORRECTABLE}
@@ -667,19 +754,36 @@ def _resident_event(
 
 def _record_visit(
     cmd: RecordVisit, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
-    policy: Policy,
+    policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
+    rights.require_writer(principal)
     day = _resolve_date(cmd.date, cmd.started_at, policy)
-    values = _record_values(cmd, day)
     state = fold_visit(history)
+    values = _record_values(cmd, day, state)
     if state is not None:
         if state.recorded == values:
-            return []  # a retry of the same visit
+            return []  # the same visit again (its client-chosen id): nothing new
         raise Conflict(f"visit {cmd.visit_id!r} was already recorded with other content", "id")
     _check_cadres(values["cadre_ids"], day, roster)
     _check_when(day, cmd.started_at, now, policy)
-    data = {"visit_id": cmd.visit_id, **values, "backfilled": policy.is_backfilled(day, now)}
+    pending = _pending_on_record(principal, values["cadre_ids"], roster, day)
+    data = {"visit_id": cmd.visit_id, **values, "pending_cadre_ids": pending,
+            "backfilled": policy.is_backfilled(day, now)}
     return [_resident_event(VISIT_RECORDED, data, cmd.started_at or policy.start_of(day))]
+
+
+def _pending_on_record(
+    principal: Principal, cadre_ids: list[str], roster: Roster, day: dt.date
+) -> list[str]:
+    """The cadres whose participation waits for their confirmation; Denied when the
+    principal may not record this visit at all (a cadre not on it, a head with none of
+    their unit's cadres on it)."""
+    if principal.role == "cadre" and principal.cadre_id not in cadre_ids:
+        raise Denied(f"cadre {principal.cadre_id} may only record visits they took part in")
+    pending = [c for c in cadre_ids if not rights.vouches(principal, c, roster, day)]
+    if len(pending) == len(cadre_ids):
+        raise Denied(f"none of cadre_ids belongs to unit {principal.unit_id} on {day}")
+    return pending
 
 
 def _open_visit(visit_id: str, history: list[HistoryRecord], doing: str) -> VisitState:
@@ -707,20 +811,21 @@ def _corrected_values(cmd: CorrectVisit, state: VisitState, policy: Policy) -> d
     if "target" in changes:
         current = state.values["target"].get("resident_id")
         given = changes["target"].get("resident_id")
-        resident_id = given or current or default_resident_id(cmd.visit_id)
+        resident_id = given or current or cmd.fresh_resident_id
         new["target"] = _target_data(changes["target"], resident_id)
     return {**state.values, **new}
 
 
 def _correct_visit(
     cmd: CorrectVisit, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
-    policy: Policy,
+    policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
     state = _open_visit(cmd.visit_id, history, "corrected")
+    rights.require_rights(principal, cmd.visit_id, state.confirmed, roster, state.day)
     values = _corrected_values(cmd, state, policy)
     diff = {k: values[k] for k in CORRECTABLE if values[k] != state.values.get(k)}
     if not diff:
-        return []  # already so (e.g. a retried correction)
+        return []  # already so
     day = dt.date.fromisoformat(values["date"])
     if {"cadre_ids", "date"} & diff.keys():
         _check_cadres(values["cadre_ids"], day, roster)
@@ -731,15 +836,73 @@ def _correct_visit(
         "visit_id": cmd.visit_id, **diff, "reason": cmd.reason,
         "backfilled": policy.is_backfilled(day, state.recorded_at),  # against the first record
     }
+    if "cadre_ids" in diff:
+        data["pending_cadre_ids"] = _pending_on_change(principal, state, diff["cadre_ids"],
+                                                       roster, day)
     return [_resident_event(VISIT_CORRECTED, data)]
+
+
+def _pending_on_change(
+    principal: Principal, state: VisitState, cadre_ids: list[str], roster: Roster, day: dt.date
+) -> list[str]:
+    """A new list of cadres: each one taken off must be one the principal may act for; each
+    one added waits for their confirmation unless the principal vouches for them."""
+    before = state.values["cadre_ids"]
+    for gone in (c for c in before if c not in cadre_ids):
+        rights.require_act_for(principal, gone, roster, state.day)
+    return [c for c in cadre_ids if c in state.pending or (
+        c not in before and not rights.vouches(principal, c, roster, day))]
 
 
 def _retract_visit(
     cmd: RetractVisit, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
-    policy: Policy,
+    policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
-    _open_visit(cmd.visit_id, history, "retracted again")
+    state = _open_visit(cmd.visit_id, history, "retracted again")
+    rights.require_rights(principal, cmd.visit_id, state.confirmed, roster, state.day)
+    others = [c for c in state.confirmed
+              if not rights.may_act_for(principal, c, roster, state.day)]
+    if others:
+        raise Denied(f"visit {cmd.visit_id} also counts for {', '.join(others)}: withdraw "
+                     "from it instead, or ask their head or an operator to retract it")
     return [NewEvent(VISIT_RETRACTED, {"visit_id": cmd.visit_id, "reason": cmd.reason})]
+
+
+def _participant(cmd: ConfirmParticipation | WithdrawParticipation, state: VisitState,
+                 principal: Principal) -> str:
+    cadre_id = cmd.cadre_id or principal.cadre_id
+    if cadre_id is None:
+        raise Rejected("cadre_id", "name the cadre (only a cadre's own token may leave it out)")
+    if cadre_id not in state.values["cadre_ids"]:
+        raise Conflict(f"cadre {cadre_id!r} is not on visit {cmd.visit_id!r}", "cadre_id")
+    return cadre_id
+
+
+def _confirm_participation(
+    cmd: ConfirmParticipation, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
+    policy: Policy, principal: Principal,
+) -> list[NewEvent]:
+    state = _open_visit(cmd.visit_id, history, "confirmed")
+    cadre_id = _participant(cmd, state, principal)
+    rights.require_act_for(principal, cadre_id, roster, state.day)
+    if cadre_id not in state.pending:
+        return []  # confirmed already: nothing new
+    data = {"visit_id": cmd.visit_id, "cadre_id": cadre_id}
+    return [NewEvent(PARTICIPATION_CONFIRMED, data)]
+
+
+def _withdraw_participation(
+    cmd: WithdrawParticipation, history: list[HistoryRecord], roster: Roster,
+    now: dt.datetime, policy: Policy, principal: Principal,
+) -> list[NewEvent]:
+    state = _open_visit(cmd.visit_id, history, "changed")
+    cadre_id = _participant(cmd, state, principal)
+    rights.require_act_for(principal, cadre_id, roster, state.day)
+    if state.values["cadre_ids"] == [cadre_id]:
+        raise Conflict(f"cadre {cadre_id!r} is the only cadre on visit {cmd.visit_id!r}: "
+                       "retract the visit instead", "cadre_id")
+    data = {"visit_id": cmd.visit_id, "cadre_id": cadre_id, "reason": cmd.reason}
+    return [NewEvent(PARTICIPATION_WITHDRAWN, data)]
 
 
 _DECISIONS: dict[type, Decision] = {
@@ -752,4 +915,6 @@ _DECISIONS: dict[type, Decision] = {
     RecordVisit: _record_visit,
     CorrectVisit: _correct_visit,
     RetractVisit: _retract_visit,
+    ConfirmParticipation: _confirm_participation,
+    WithdrawParticipation: _withdraw_participation,
 }

@@ -19,6 +19,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from services.visits import domain
+from shared.dates import date_field, instant_field
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 -]{2,30}$")
@@ -60,9 +61,22 @@ def _unique(values: Sequence[Any]) -> None:
         raise ValidationError("must not name an item twice")
 
 
+def _plain(value: str) -> None:
+    """No NUL (the log refuses it: PostgreSQL cannot store it) and no lone surrogate (it cannot
+    be encoded); the gateway refuses both first, this holds for any other caller."""
+    if "\x00" in value:
+        raise ValidationError("must not contain NUL (U+0000)")
+    if not value.isascii() and any("\ud800" <= char <= "\udfff" for char in value):
+        raise ValidationError("contains a lone surrogate (U+D800-U+DFFF)")
+
+
 def text(max_length: int = 200, **kwargs: Any) -> fields.String:
     """A non-blank string of bounded length."""
-    return fields.String(validate=[validate.Length(max=max_length), _not_blank], **kwargs)
+    return fields.String(validate=[validate.Length(max=max_length), _not_blank, _plain], **kwargs)
+
+
+def diary_text() -> fields.String:
+    return fields.String(load_default="", validate=[validate.Length(max=5000), _plain])
 
 
 def ident(**kwargs: Any) -> fields.String:
@@ -97,7 +111,7 @@ class RegisterUnitSchema(Schema):
 
 class SetUnitDaySchema(Schema):
     unit_day = unit_day(required=True, metadata={"description": "null clears the unit day"})
-    effective_from = fields.Date(required=True)
+    effective_from = date_field(required=True)
 
 
 class EnrolCadreSchema(Schema):
@@ -106,19 +120,19 @@ class EnrolCadreSchema(Schema):
     unit_id = ident(required=True)
     role = one_of(ROLES, required=True)
     liaison_unit_ids = TupleList(ident(), validate=_unique, load_default=())
-    effective_from = fields.Date(load_default=None, metadata={
+    effective_from = date_field(load_default=None, metadata={
         "description": "first day on the roster; default: today in the district's time zone",
     })
 
 
 class TransferCadreSchema(Schema):
     to_unit_id = ident(required=True)
-    effective_from = fields.Date(required=True, metadata={"description": "first day in the unit"})
+    effective_from = date_field(required=True, metadata={"description": "first day in the unit"})
 
 
 class GrantLeaveSchema(Schema):
-    start = fields.Date(data_key="from", required=True)
-    end = fields.Date(data_key="to", required=True, metadata={"description": "inclusive"})
+    start = date_field(data_key="from", required=True)
+    end = date_field(data_key="to", required=True, metadata={"description": "inclusive"})
     reason = text(500, required=True)
 
     @validates_schema
@@ -128,7 +142,7 @@ class GrantLeaveSchema(Schema):
 
 
 class RemoveCadreSchema(Schema):
-    effective_from = fields.Date(
+    effective_from = date_field(
         required=True, metadata={"description": "first day off the roster"}
     )
     reason = text(500, required=True)
@@ -149,7 +163,10 @@ class PlaceSchema(Schema):
 
 
 class ResidentSchema(Schema):
-    id = ident(load_default=None, metadata={"description": "the data subject; default: new id"})
+    id = ident(load_default=None, metadata={
+        "description": "a resident id this service issued (from an earlier visit to the same "
+                       "household); leave it out for a new resident and the service issues one",
+    })
     name = text(100, required=True, metadata=PERSONAL)
     phone = fields.String(
         load_default=None, allow_none=True, metadata=PERSONAL,
@@ -175,11 +192,11 @@ class TargetSchema(Schema):
 class DiarySchema(Schema):
     """The public-sentiment diary (民情日记): what people think, hope, are glad of, worry about."""
 
-    thinks = fields.String(load_default="", validate=validate.Length(max=5000))
-    hopes = fields.String(load_default="", validate=validate.Length(max=5000))
-    glad = fields.String(load_default="", validate=validate.Length(max=5000))
-    worries = fields.String(load_default="", validate=validate.Length(max=5000))
-    notes = fields.String(load_default="", validate=validate.Length(max=5000))
+    thinks = diary_text()
+    hopes = diary_text()
+    glad = diary_text()
+    worries = diary_text()
+    notes = diary_text()
 
 
 class FindingSchema(Schema):
@@ -211,10 +228,10 @@ def _visit_fields(mode: str) -> dict[str, fields.Field]:
         "cadre_ids": TupleList(
             ident(), required=for_record, validate=[validate.Length(min=1), _unique]
         ),
-        "date": fields.Date(**dflt(None), metadata={
+        "date": date_field(**dflt(None), metadata={
             "description": "local date; default: the local date of started_at",
         }),
-        "started_at": fields.AwareDateTime(allow_none=True, **dflt(None)),
+        "started_at": instant_field(allow_none=True, **dflt(None)),
         "place": fields.Nested(PlaceSchema, required=for_record),
         "target": fields.Nested(TargetSchema, required=for_record),
         "diary": fields.Nested(DiarySchema, **dflt(domain.empty_diary)),
@@ -239,11 +256,7 @@ class RecordVisitSchema(Schema.from_dict(_visit_fields("record"))):  # type: ign
 
     @post_load
     def _fill_ids(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        visit_id = data["visit_id"] or str(uuid.uuid4())
-        target = data["target"]
-        if target["resident"] is not None and target["resident_id"] is None:
-            target = {**target, "resident_id": domain.default_resident_id(visit_id)}
-        return {**data, "visit_id": visit_id, "target": target}
+        return {**data, "visit_id": data["visit_id"] or str(uuid.uuid4())}
 
 
 class CorrectVisitSchema(Schema.from_dict(_visit_fields("correction"))):  # type: ignore[misc]
@@ -265,6 +278,26 @@ class RetractVisitSchema(Schema):
     reason = text(500, required=True)
 
 
+class VisitQuerySchema(Schema):
+    purpose = text(500, metadata={
+        "description": "why an operator, supervisor or auditor needs the resident's details: "
+                       "recorded in the log with who asked",
+    })
+
+
+class ConfirmParticipationSchema(Schema):
+    cadre_id = ident(load_default=None, metadata={
+        "description": "the cadre who confirms; default: the token's own cadre",
+    })
+
+
+class WithdrawParticipationSchema(Schema):
+    cadre_id = ident(load_default=None, metadata={
+        "description": "the cadre taken off the visit; default: the token's own cadre",
+    })
+    reason = text(500, required=True)
+
+
 COMMAND_SCHEMAS: dict[type, type[Schema]] = {
     domain.RegisterUnit: RegisterUnitSchema,
     domain.SetUnitDay: SetUnitDaySchema,
@@ -275,6 +308,8 @@ COMMAND_SCHEMAS: dict[type, type[Schema]] = {
     domain.RecordVisit: RecordVisitSchema,
     domain.CorrectVisit: CorrectVisitSchema,
     domain.RetractVisit: RetractVisitSchema,
+    domain.ConfirmParticipation: ConfirmParticipationSchema,
+    domain.WithdrawParticipation: WithdrawParticipationSchema,
 }
 
 
@@ -339,15 +374,24 @@ class TargetData(Schema):
     })
 
 
+def _pending() -> fields.List:
+    return fields.List(ident(), metadata={
+        "description": "cadres on the visit whose participation waits for their confirmation "
+                       "(absent in events recorded before consent existed: none)",
+    })
+
+
 class VisitRecordedData(Schema.from_dict(_visit_fields("event"))):  # type: ignore[misc]
     visit_id = ident(required=True)
     target = fields.Nested(TargetData, required=True)
+    pending_cadre_ids = _pending()
     backfilled = fields.Boolean(required=True)
 
 
 class VisitCorrectedData(Schema.from_dict(_visit_fields("correction"))):  # type: ignore[misc]
     visit_id = ident(required=True)
     target = fields.Nested(TargetData)
+    pending_cadre_ids = _pending()
     reason = text(500, required=True)
     backfilled = fields.Boolean(required=True, metadata={
         "description": "the visit's flag after the correction, against its first recording",
@@ -357,6 +401,25 @@ class VisitCorrectedData(Schema.from_dict(_visit_fields("correction"))):  # type
 class VisitRetractedData(Schema):
     visit_id = ident(required=True)
     reason = text(500, required=True)
+
+
+class ParticipationConfirmedData(Schema):
+    visit_id = ident(required=True)
+    cadre_id = ident(required=True)
+
+
+class ParticipationWithdrawnData(Schema):
+    visit_id = ident(required=True)
+    cadre_id = ident(required=True)
+    reason = text(500, required=True)
+
+
+class PersonalDataDisclosedData(Schema):
+    """A reader who sees residents' data only for a stated purpose was shown it."""
+
+    visit_id = ident(required=True)
+    resident_id = ident(required=True)
+    purpose = text(500, required=True)
 
 
 EVENT_SCHEMAS: dict[str, type[Schema]] = {
@@ -369,6 +432,9 @@ EVENT_SCHEMAS: dict[str, type[Schema]] = {
     domain.VISIT_RECORDED: VisitRecordedData,
     domain.VISIT_CORRECTED: VisitCorrectedData,
     domain.VISIT_RETRACTED: VisitRetractedData,
+    domain.PARTICIPATION_CONFIRMED: ParticipationConfirmedData,
+    domain.PARTICIPATION_WITHDRAWN: ParticipationWithdrawnData,
+    domain.PERSONAL_DATA_DISCLOSED: PersonalDataDisclosedData,
 }
 
 
@@ -394,6 +460,13 @@ class VisitSchema(Schema):
 
     id = fields.String(required=True)
     cadre_ids = fields.List(fields.String(), required=True)
+    pending_cadre_ids = fields.List(fields.String(), required=True, metadata={
+        "description": "cadres on the visit who have not confirmed: it does not count for them",
+    })
+    personal_data = fields.String(
+        required=True, validate=validate.OneOf(("shown", "withheld", "erased", "none")),
+        metadata={"description": "whether the resident's details are shown to this reader"},
+    )
     date = fields.Date(required=True)
     started_at = fields.AwareDateTime(allow_none=True)
     place = fields.Nested(PlaceSchema, required=True)
@@ -422,6 +495,7 @@ class CadreSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     liaison_unit_ids = fields.List(fields.String(), required=True)
     left = fields.Boolean(required=True, metadata={"description": "has left the roster"})
+    left_from = fields.Date(allow_none=True, metadata={"description": "first day off the roster"})
 
 
 class AcceptedSchema(Schema):
@@ -435,6 +509,12 @@ class VisitRecordedSchema(AcceptedSchema):
     """The answer to POST /visits (201)."""
 
     backfilled = fields.Boolean(required=True)
+    resident_id = fields.String(allow_none=True, metadata={
+        "description": "the resident's id, issued by the service: pass it back on a later visit",
+    })
+    pending_cadre_ids = fields.List(fields.String(), metadata={
+        "description": "cadres who must confirm before the visit counts for them",
+    })
 
 
 class ErrorSchema(Schema):

@@ -128,7 +128,9 @@ class EventLog:
         `signing_key` defaults to the environment variable GRASSROOTS_SIGNING_KEY.
         """
         engine = make_engine(url)
-        keys = KeyStore(make_engine(keys_url)) if keys_url else KeyStore(engine)
+        # the log's own database (also when named twice): one engine, keys in its transactions
+        apart = keys_url if keys_url and keys_url != url else None
+        keys = KeyStore(make_engine(apart)) if apart else KeyStore(engine)
         spec = signing_key or os.environ.get("GRASSROOTS_SIGNING_KEY")
         return cls(
             engine, service, keys=keys, signer=Signer(spec) if spec else None,
@@ -165,23 +167,41 @@ class EventLog:
 
         `expected_version` (None: don't check; 0: the stream must be new) guards against a
         concurrent writer; a retry carrying a `command_id` the log holds writes nothing and
-        returns the original positions.
+        returns the original positions. A resident's key is stored with the first event that
+        uses it: in the same transaction when keys share the log's database, else committed
+        just before the log commits and removed if that fails (a crash in between leaves a key
+        with no data, never data without its key).
         """
         if not stream:
             raise ValueError("stream must be a non-empty string")
         if not events:
             raise ValueError("append needs at least one event")
         ids = _uuid4s(len(events))
-        sealed = [self._seal(ev, event_id) for ev, event_id in zip(events, ids, strict=True)]
+        subjects = {e.subject for e in events if e.subject and e.personal}
+        keys, new_keys = self.keys.keys_for_writing(subjects)
+        sealed = [self._seal(ev, event_id, keys) for ev, event_id in zip(events, ids, strict=True)]
         meta = (command_id, actor, correlation_id or command_id or ids[0], causation_id)
         with self._write_lock:
             cur = self._begin()
+            keys_cur = cur if self.keys.engine is self.engine else None
+            stored_apart = False
             try:
+                if new_keys and (taken := self.keys.taken(new_keys, keys_cur)):
+                    # another writer made a key since we looked: use theirs
+                    keys.update(taken)
+                    new_keys = {s: k for s, k in new_keys.items() if s not in taken}
+                    sealed = [self._seal(ev, event_id, keys)
+                              for ev, event_id in zip(events, ids, strict=True)]
                 positions, fresh = self._insert(cur, stream, events, ids, sealed,
                                                 expected_version, meta)
+                if fresh and new_keys:  # stored with the first event that uses them
+                    self.keys.store(new_keys, keys_cur)
+                    stored_apart = keys_cur is None
                 self._writer.commit()
             except BaseException:
                 self._abandon()
+                if stored_apart:
+                    self._drop_orphan_keys(new_keys, positions[0], ids[0])
                 raise
         if fresh:
             for listener in self._listeners:
@@ -265,12 +285,25 @@ class EventLog:
             cur.executemany(sql.insert, rows)
         return [r[0] for r in rows], True
 
-    def _seal(self, event: NewEvent, event_id: str) -> tuple[dict[str, Any], list[str] | None]:
+    def _drop_orphan_keys(self, new_keys: dict[str, bytes], position: int, event_id: str) -> None:
+        """After a failed log commit, remove the keys stored for it in the key database, unless
+        the log holds the records after all (a commit whose answer was lost) or cannot be
+        asked: at worst a key is left with no data, never data without its key."""
+        try:
+            rows = self._fetch(self._sql.page, (position - 1, 1))
+            if not (rows and rows[0][0] == position and event_id in rows[0][1]):
+                self.keys.discard(new_keys)
+        except Exception:  # noqa: BLE001 - the append's own error is the one to raise
+            return
+
+    def _seal(
+        self, event: NewEvent, event_id: str, keys: dict[str, bytes]
+    ) -> tuple[dict[str, Any], list[str] | None]:
         """The data as stored (personal paths encrypted) and the personal paths."""
         if not event.personal:
             return event.data, None
         assert event.subject is not None
-        key = self.keys.key_for_writing(event.subject)
+        key = keys[event.subject]
         return encrypt(event.data, event.personal, key, event_id), list(event.personal)
 
     def forget(self, subject: str, *, actor: str | None = None) -> bool:

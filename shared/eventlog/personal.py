@@ -44,6 +44,23 @@ subject_keys = Table(
 )
 
 
+Fresh = dict[str, bytes]  # keys made for an append, not yet stored
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _usable(rows: Iterable[Any]) -> dict[str, bytes]:
+    """subject -> key from (subject, key, erased_at) rows; ForgottenSubjectError if erased."""
+    keys = {}
+    for subject, key, erased_at in rows:
+        if erased_at is not None or key is None:
+            raise ForgottenSubjectError(f"subject {subject!r} was forgotten; use a new id")
+        keys[subject] = bytes(key)
+    return keys
+
+
 class KeyStore:
     """Subject keys in their own table (and, if configured, their own database)."""
 
@@ -52,25 +69,74 @@ class KeyStore:
         with exclusive(engine, "grassroots.schema") as conn:
             key_metadata.create_all(conn)
 
-    def key_for_writing(self, subject: str) -> bytes:
-        """The subject's key, made on first use; refused once the subject was forgotten."""
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def keys_for_writing(self, subjects: Iterable[str]) -> tuple[dict[str, bytes], Fresh]:
+        """The subjects' keys, and fresh ones (made here, stored by nobody yet) for those who
+        have none; ForgottenSubjectError for a subject who was forgotten.
+
+        A fresh key is stored by `store`, with the append that first uses it, never before:
+        a request that then fails leaves no key behind.
+        """
+        wanted = set(subjects)
+        if not wanted:
+            return {}, {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(subject_keys.c.subject, subject_keys.c.key, subject_keys.c.erased_at)
+                .where(subject_keys.c.subject.in_(wanted))
+            ).all()
+        known = _usable(rows)
+        fresh = {s: AESGCM.generate_key(bit_length=256) for s in wanted - known.keys()}
+        return {**known, **fresh}, fresh
+
+    def taken(self, fresh: Fresh, cur: Any | None) -> dict[str, bytes]:
+        """Inside the append's critical section: keys another writer made meanwhile for subjects
+        of `fresh` (the append must use those instead). `cur` is the append's own cursor when
+        the keys share the log's database, else None (the key database is asked)."""
+        if cur is None:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(subject_keys.c.subject, subject_keys.c.key, subject_keys.c.erased_at)
+                    .where(subject_keys.c.subject.in_(fresh))
+                ).all()
+        else:
+            mark = "?" if self.dialect == "sqlite" else "%s"
+            cur.execute(
+                "SELECT subject, key, erased_at FROM subject_keys WHERE subject IN "
+                f"({', '.join([mark] * len(fresh))})",
+                tuple(fresh),
+            )
+            rows = cur.fetchall()
+        return _usable(rows)
+
+    def store(self, fresh: Fresh, cur: Any | None) -> None:
+        """Store fresh keys: on `cur`, in the append's own transaction (keys in the log's
+        database), or else committed in the key database now, just before the log commits."""
+        now = datetime.now(UTC)
+        if cur is None:
+            with self.engine.begin() as conn:
+                conn.execute(subject_keys.insert(), [
+                    {"subject": s, "key": k, "created_at": now} for s, k in fresh.items()
+                ])
+            return
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        as_key = subject_keys.c.key.type.bind_processor(self.engine.dialect) or _same
+        as_time = subject_keys.c.created_at.type.bind_processor(self.engine.dialect) or _same
+        cur.executemany(
+            f"INSERT INTO subject_keys (subject, key, created_at) VALUES ({mark}, {mark}, {mark})",
+            [(s, as_key(k), as_time(now)) for s, k in fresh.items()],
+        )
+
+    def discard(self, fresh: Fresh) -> None:
+        """Remove keys `store` committed for an append whose log commit then failed."""
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(subject_keys.c.key, subject_keys.c.erased_at).where(
-                    subject_keys.c.subject == subject
-                )
-            ).first()
-            if row is None:
-                key = AESGCM.generate_key(bit_length=256)
-                conn.execute(
-                    subject_keys.insert().values(
-                        subject=subject, key=key, created_at=datetime.now(UTC)
-                    )
-                )
-                return key
-        if row.erased_at is not None:
-            raise ForgottenSubjectError(f"subject {subject!r} was forgotten; use a new id")
-        return bytes(row.key)
+            for subject, key in fresh.items():
+                conn.execute(subject_keys.delete().where(
+                    subject_keys.c.subject == subject, subject_keys.c.key == key
+                ))
 
     def keys(self, subjects: Iterable[str]) -> dict[str, bytes | None]:
         """Keys of several subjects at once (None where erased or never made)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -92,13 +93,19 @@ POSTGRES_TRIGGERS = [
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the durability and locking settings the log relies on.
+    """An engine with the durability and locking settings the log relies on; a SQLite
+    database's folder is made (mode 0700) if missing.
 
     PostgreSQL connections are tested on checkout, so a pool outliving a server restart hands
     out live ones (the cost is one round trip per page of a read).
     """
-    if make_url(url).get_backend_name() == "postgresql":
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
+    elif parsed.database and parsed.database != ":memory:" and not parsed.database.startswith(
+        "file:"
+    ):  # SQLite makes the file, not its folder (var/keys/ for keys kept apart): a private one
+        Path(parsed.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine)

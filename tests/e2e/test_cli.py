@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from shared.broker import free_port
+from shared.broker import LocalRabbit, free_port
 from shared.config import ROOT
 
 
@@ -21,9 +23,13 @@ def _grassroots(*args: str, env: dict[str, str], **kwargs: object) -> subprocess
                             **kwargs)  # type: ignore[call-overload]
 
 
-def test_up_status_second_up_and_ctrl_c(amqp_uri: str, tmp_path: Path) -> None:
-    env = dict(os.environ, AMQP_URI=amqp_uri, GRASSROOTS_VAR=str(tmp_path),
-               GATEWAY_ADDRESS=f"127.0.0.1:{free_port()}")
+def test_up_status_second_up_and_ctrl_c(broker_uris: dict[str, str], rabbit: LocalRabbit,
+                                        tmp_path: Path) -> None:
+    # An outside broker: `up` and `status` log in as the operator, each service as itself.
+    env = dict(os.environ, AMQP_URI=broker_uris["operator"], GRASSROOTS_VAR=str(tmp_path),
+               GATEWAY_ADDRESS=f"127.0.0.1:{free_port()}",
+               **{f"{name.upper()}_AMQP_URI": broker_uris[name]
+                  for name in ("visits", "compliance", "gateway")})
     up, lines = _up_until_ready(env)
     try:
         second = _grassroots("up", env=env)
@@ -34,6 +40,8 @@ def test_up_status_second_up_and_ctrl_c(amqp_uri: str, tmp_path: Path) -> None:
         out, _ = status.communicate(timeout=60)
         assert status.returncode == 0, out
         assert "broker: ok" in out and "visits: up" in out and "compliance: up" in out
+        logins = set(rabbit.ctl("list_connections", "user", "--quiet").stdout.split())
+        assert {"visits", "compliance", "gateway"} <= logins, logins
         for name in ("visits", "compliance", "gateway"):
             assert (tmp_path / "log" / f"{name}.log").exists()
         assert (tmp_path / "visits.db").exists() and (tmp_path / "compliance.db").exists()
@@ -76,11 +84,16 @@ def test_up_starts_and_stops_its_own_broker_and_a_second_run_keeps_the_data(
     env = {k: v for k, v in os.environ.items() if k != "AMQP_URI"}
     env.update(GRASSROOTS_VAR=str(tmp_path), GATEWAY_ADDRESS=api,
                GRASSROOTS_AMQP_PORT=str(port))
-    broker = f"amqp://guest:guest@127.0.0.1:{port}//"
-
     up, lines = _up_until_ready(env)
+    users = json.loads((tmp_path / "broker" / "users.json").read_text())
+    broker = f"amqp://operator:{users['operator']}@127.0.0.1:{port}//"
     try:
         assert any("starting a local RabbitMQ node" in line for line in lines)
+        # No guest account; each service's own login, kept for this user only.
+        assert not amqp_answers(f"amqp://guest:guest@127.0.0.1:{port}//", timeout=5)
+        assert amqp_answers(broker, timeout=5)
+        assert stat.S_IMODE((tmp_path / "broker" / "users.json").stat().st_mode) == 0o600
+        assert sorted(users) == ["compliance", "gateway", "operator", "visits"]
         token = TokenStore(tmp_path / "tokens.json").create("operator")
         reply = requests.post(f"http://{api}/api/v1/units", timeout=30,
                               headers={"Authorization": f"Bearer {token}"},

@@ -57,7 +57,8 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def platform(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def platform(broker_uris: dict[str, str],
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     var: Path = tmp_path_factory.mktemp("var")
     address = f"127.0.0.1:{free_port()}"
     env = {
@@ -68,7 +69,8 @@ def platform(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "RELAY_POLL_SECONDS": "0.2",
     }
     p = Platform(out=io.StringIO(), var=var, env=env)
-    p.amqp_uri, p.api = amqp_uri, address
+    # Each service logs in as its own broker user, the operator's tools as the operator.
+    p.amqp_uri, p.service_uris, p.api = broker_uris["operator"], broker_uris, address
     for name in SERVICES:
         p.start_service(name)
     try:
@@ -119,7 +121,9 @@ def test_visit_flows_from_api_to_compliance_view(api: Api) -> None:
     assert api.get("/visits/v-bad").status_code == 404
 
 
-def test_compliance_catches_up_after_a_restart(platform: Platform, api: Api) -> None:
+def test_compliance_catches_up_after_a_restart(platform: Platform, api: Api,
+                                               amqp_uri: str) -> None:
+    admin = amqp_uri  # the test harness's login: the operator may not purge a service's queue
     before = until(lambda: (r := api.compliance())["checkpoints"]["visits"] >= 5 and r)
     platform.stop_service("compliance")
     assert api.post("/visits", visit("v-3", "c-2", "2026-10-28")).status_code == 201
@@ -127,7 +131,7 @@ def test_compliance_catches_up_after_a_restart(platform: Platform, api: Api) -> 
     retraction = api.post("/visits/v-4/retraction", {"reason": "recorded twice"})
     assert retraction.status_code in (200, 201), retraction.text
     # Lose what the bus held for the stopped view: only its catch-up from the log can help.
-    with Connection(platform.amqp_uri) as conn:
+    with Connection(admin) as conn:
         until(lambda: _queue_depth(conn) >= 3)
         conn.SimpleQueue(QUEUE).queue.purge()
 
@@ -146,12 +150,13 @@ def _queue_depth(conn: Connection) -> int:
     return depth
 
 
-def test_a_redelivered_event_changes_nothing(platform: Platform, api: Api) -> None:
+def test_a_redelivered_event_changes_nothing(platform: Platform, api: Api, amqp_uri: str) -> None:
+    admin = amqp_uri  # only visits may publish its events: the harness stands in for it
     before = until(lambda: (r := api.compliance())["checkpoints"]["visits"] >= 8 and r)
-    with cluster(platform.amqp_uri) as rpc:
+    with cluster(admin) as rpc:
         events = rpc.visits.read_log(after=0, limit=100)
     recorded = next(e for e in events if e["type"] == "visit.recorded")
-    with Connection(platform.amqp_uri) as conn:
+    with Connection(admin) as conn:
         producer = Producer(conn.default_channel, exchange=event_exchange("visits"))
         producer.publish(wire.encode(recorded), routing_key=recorded["type"],
                          content_type=wire.CONTENT_TYPE, content_encoding="utf-8",

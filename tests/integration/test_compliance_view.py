@@ -27,6 +27,7 @@ from services.compliance import projection
 from services.compliance.domain import assess, facts_from_events
 from services.visits import domain, schemas
 from shared import demo
+from shared.auth import Principal
 from shared.commands import MemoryFold, execute, load
 from shared.errors import DomainError
 from shared.eventlog import EventLog, Record
@@ -34,6 +35,8 @@ from shared.eventlog.storage import make_engine
 from shared.policy import Policy
 from shared.projection import Fetch, Projector, build_as_of, projection_checkpoints
 from shared.providers import deliver, log_fetch
+
+OPERATOR = Principal("operator", token_id="demo")
 
 POLICY = Policy()
 MONTH = dt.date(2024, 5, 1)
@@ -88,7 +91,7 @@ def load_district(log: EventLog) -> list[tuple[str, str]]:
             execute(
                 log, domain.stream_for(command),
                 lambda history, command=command: domain.decide(
-                    command, history, roster.current(log), NOW, POLICY),
+                    command, history, roster.current(log), NOW, POLICY, principal=OPERATOR),
                 command_id=f"demo-{n}", actor="operator",
             )
         except DomainError as exc:

@@ -11,7 +11,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from services.gateway import access
-from services.gateway.http import Denied, Remote, RpcTimeout, command_id, flatten, serve
+from services.gateway.http import Denied, Remote, RpcTimeout, flatten, serve
 from services.visits.schemas import RetractVisitSchema
 from shared import auth
 from shared.auth import Principal, TokenStore, create_token_cli, token_hash
@@ -23,7 +23,11 @@ from shared.errors import Conflict, UnknownReference
 def tokens_file(tmp_path, monkeypatch):
     path = tmp_path / "var" / "tokens.json"
     monkeypatch.setenv("GRASSROOTS_TOKENS", str(path))
-    return path
+    monkeypatch.delenv("GRASSROOTS_TOKEN_DAYS", raising=False)
+    umask = os.umask(0o022)  # `grassroots` (cli_main) sets 077 for its process: give it back
+    os.umask(umask)
+    yield path
+    os.umask(umask)
 
 
 def test_create_then_lookup(tokens_file):
@@ -43,16 +47,16 @@ def test_actor_of_other_roles_names_the_token_not_the_secret(tokens_file):
     principal = store.lookup(token)
     assert principal.actor == f"operator:{principal.token_id}"
     assert len(principal.token_id) == 12 and principal.token_id not in token
-    head = store.lookup(store.create("head", unit_id="u-01"))
-    assert (head.role, head.unit_id, head.cadre_id) == ("head", "u-01", None)
+    head = store.lookup(store.create("head", cadre_id="c-01", unit_id="u-01"))
+    assert (head.role, head.unit_id, head.cadre_id) == ("head", "u-01", "c-01")
 
 
 def test_only_the_hash_is_stored_in_a_private_file(tokens_file):
-    token = TokenStore().create("head", unit_id="u-01")
+    token = TokenStore().create("head", cadre_id="c-01", unit_id="u-01")
     raw = tokens_file.read_text()
     assert token not in raw and token[3:] not in raw
     entry = json.loads(raw)["tokens"][token_hash(token)]
-    assert entry["role"] == "head" and entry["unit_id"] == "u-01" and entry["cadre_id"] is None
+    assert entry["role"] == "head" and entry["unit_id"] == "u-01" and entry["cadre_id"] == "c-01"
     assert entry["created_at"].endswith("+00:00")
     assert stat.S_IMODE(os.stat(tokens_file).st_mode) == 0o600
     assert not [p for p in tokens_file.parent.iterdir() if p.name.endswith(".tmp")]
@@ -94,10 +98,12 @@ def test_relative_paths_are_taken_from_the_repository_root(monkeypatch):
 @pytest.mark.parametrize(("role", "cadre", "unit", "message"), [
     ("janitor", None, None, "unknown role"),
     ("cadre", None, None, "needs --cadre"),
-    ("head", None, None, "needs --unit"),
-    ("operator", "c-1", None, "--cadre is only for role cadre"),
+    ("head", None, None, "needs --cadre ID --unit ID"),
+    ("head", None, "u-1", "needs --cadre ID --unit ID"),
+    ("head", "c-1", None, "needs --cadre ID --unit ID"),
+    ("operator", "c-1", None, "--cadre is only for roles cadre and head"),
     ("cadre", "c-1", "u-1", "--unit is only for role head"),
-    ("head", None, "bad id!", "is not an id"),
+    ("head", "c-1", "bad id!", "is not an id"),
 ])
 def test_role_and_binding_are_validated(tokens_file, role, cadre, unit, message):
     with pytest.raises(ValueError, match=message):
@@ -115,9 +121,9 @@ def test_cli_prints_the_token_alone_and_a_hint_on_stderr(tokens_file, capsys):
 
 
 def test_cli_misuse_exits_2_with_a_clear_message(tokens_file, capsys):
-    assert create_token_cli("head") == 2
+    assert create_token_cli("head", unit_id="u-01") == 2
     out, err = capsys.readouterr()
-    assert out == "" and "role head needs --unit" in err
+    assert out == "" and "role head needs --cadre ID --unit ID" in err
     assert cli_main(["token", "create", "--role", "cadre"]) == 2
     assert "role cadre needs --cadre" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
@@ -127,7 +133,7 @@ def test_cli_misuse_exits_2_with_a_clear_message(tokens_file, capsys):
 
 
 def test_cli_end_to_end_through_grassroots(tokens_file, capsys):
-    assert cli_main(["token", "create", "--role", "head", "--unit", "u-01"]) == 0
+    assert cli_main(["token", "create", "--role", "head", "--cadre", "c-01", "--unit", "u-01"]) == 0
     token = capsys.readouterr().out.strip()
     assert TokenStore().lookup(token).unit_id == "u-01"
 
@@ -141,41 +147,6 @@ CADRE = Principal("cadre", cadre_id="c-a1", token_id="ca")
 HEAD_A = Principal("head", unit_id="u-a", token_id="ha")
 SUPERVISOR = Principal("supervisor", token_id="su")
 AUDITOR = Principal("auditor", token_id="au")
-VISIT = {"id": "v-1", "cadre_ids": ["c-a2", "c-b1"]}
-
-
-def test_visit_writes():
-    for ok in [(OPERATOR, ["c-b1"]), (CADRE, ["c-a1", "c-b1"]), (HEAD_A, ["c-b1", "c-a2"])]:
-        access.check_visit_write(*ok, unit_of)
-    for denied in [(CADRE, ["c-a2"]), (HEAD_A, ["c-b1"]), (SUPERVISOR, ["c-a1"]),
-                   (AUDITOR, ["c-a1"])]:
-        with pytest.raises(Denied):
-            access.check_visit_write(*denied, unit_of)
-    with pytest.raises(UnknownReference) as unknown:
-        access.check_visit_write(HEAD_A, ["c-a1", "c-zz"], unit_of)
-    assert unknown.value.errors() == {"cadre_ids": ["unknown cadre 'c-zz'"]}
-
-
-def test_visit_changes_need_the_visit_and_the_new_cadres():
-    access.check_visit_change(HEAD_A, VISIT, None, unit_of)
-    access.check_visit_change(OPERATOR, VISIT, ["c-b1"], unit_of)
-    with pytest.raises(Denied, match="did not take part"):
-        access.check_visit_change(CADRE, VISIT, None, unit_of)
-    with pytest.raises(Denied):
-        access.check_visit_change(HEAD_A, VISIT, ["c-b1"], unit_of)  # handing it away
-    with pytest.raises(Denied):
-        access.check_visit_change(HEAD_A, {"id": "v-2", "cadre_ids": ["c-b1"]}, None, unit_of)
-
-
-def test_visit_reads():
-    for principal in (OPERATOR, SUPERVISOR, AUDITOR, HEAD_A):
-        access.check_visit_read(principal, VISIT, unit_of)
-    access.check_visit_read(CADRE, {"id": "v", "cadre_ids": ["c-a1"]}, unit_of)
-    with pytest.raises(Denied):
-        access.check_visit_read(CADRE, VISIT, unit_of)
-    with pytest.raises(Denied):
-        access.check_visit_read(Principal("head", unit_id="u-c"), VISIT, unit_of)
-
 
 def test_roster_writes_are_the_operators():
     access.require_role(OPERATOR, *access.ROSTER_WRITERS)
@@ -220,21 +191,6 @@ def test_flatten_nested_marshmallow_errors():
     }
 
 
-def test_command_id_is_stable_for_an_exact_retry():
-    class Req:
-        def __init__(self, headers=None, path="/api/v1/visits"):
-            self.method, self.path, self.headers = "POST", path, headers or {}
-
-    body = {"b": 1, "a": [1, 2]}
-    first = command_id(Req(), body, "cadre:c-1")
-    assert first == command_id(Req(), {"a": [1, 2], "b": 1}, "cadre:c-1")
-    assert first != command_id(Req(), body, "cadre:c-2")
-    assert first != command_id(Req(path="/api/v1/cadres"), body, "cadre:c-1")
-    keyed = command_id(Req({"Idempotency-Key": "k1"}), body, "cadre:c-1")
-    assert keyed == command_id(Req({"Idempotency-Key": "k1"}), {"other": 1}, "cadre:c-1")
-    assert keyed != command_id(Req({"Idempotency-Key": "k1"}), body, "cadre:c-2")
-
-
 # --- the edge's error mapping (services.gateway.http.serve) ---------------------------------------
 
 
@@ -274,7 +230,7 @@ def test_serve_maps_every_outcome_to_json(tokens_file, caplog):
             eventlet.sleep(1)
 
     status, reply = _serve(store, slow, bearer)
-    assert status == 504 and "retrying the same request is safe" in reply["errors"]["_schema"][0]
+    assert status == 504 and "retrying with the same Idempotency-Key is safe" in reply["errors"]["_schema"][0]
 
     def broken(call):
         raise KeyError("secret detail")

@@ -14,6 +14,7 @@ from marshmallow import ValidationError
 
 from services.compliance import domain as c
 from services.compliance.schemas import ComplianceQuerySchema, ComplianceReportSchema
+from shared.auth import Principal
 from shared.policy import Policy, ThemeMonth
 
 POLICY = Policy()
@@ -387,7 +388,8 @@ def test_events_the_visits_service_decides_fold_into_the_right_local_day():
 
     def run(command: Any, now: datetime) -> None:
         nonlocal roster
-        for event in v.decide(command, [], roster, now, POLICY):
+        for event in v.decide(command, [], roster, now, POLICY,
+                              principal=Principal("operator", token_id="t")):
             rec = Rec(event.type, json.loads(json.dumps(event.data)))
             records.append(rec)
             roster = roster.apply(rec)

@@ -15,7 +15,9 @@ EXPECTED = {
     ("post", "/api/v1/cadres/{cadre_id}/transfer"), ("post", "/api/v1/cadres/{cadre_id}/leave"),
     ("post", "/api/v1/cadres/{cadre_id}/leaving"), ("post", "/api/v1/visits"),
     ("get", "/api/v1/visits/{visit_id}"), ("post", "/api/v1/visits/{visit_id}/corrections"),
-    ("post", "/api/v1/visits/{visit_id}/retraction"), ("get", "/api/v1/compliance"),
+    ("post", "/api/v1/visits/{visit_id}/retraction"),
+    ("post", "/api/v1/visits/{visit_id}/confirmation"),
+    ("post", "/api/v1/visits/{visit_id}/withdrawal"), ("get", "/api/v1/compliance"),
     ("get", "/api/v1/openapi.json"), ("get", "/healthz"),
 }
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -91,7 +93,7 @@ def test_responses_and_errors():
     assert visits["201"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/VisitRecorded"}
     assert set(SPEC["components"]["schemas"]["VisitRecorded"]["properties"]) == {
-        "id", "position", "backfilled"}
+        "id", "position", "backfilled", "resident_id", "pending_cadre_ids"}
     assert {"400", "401", "403", "409", "422", "504"} <= set(visits)
     correction = SPEC["paths"]["/api/v1/visits/{visit_id}/corrections"]["post"]["responses"]
     assert {"400", "401", "403", "404", "409", "422", "504"} <= set(correction)

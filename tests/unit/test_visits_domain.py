@@ -13,11 +13,13 @@ from nameko.exceptions import deserialize, serialize
 
 from services.visits import domain as d
 from services.visits import schemas as s
+from shared.auth import Principal
 from shared.errors import Conflict, Invalid, NotFound, Rejected, UnknownReference
 from shared.eventlog import NewEvent
 from shared.policy import Policy
 
 POLICY = Policy()
+OPERATOR = Principal("operator", token_id="op")
 NOW = datetime(2024, 3, 29, 2, 0, tzinfo=UTC)  # 10:00 on 29 March in Shanghai
 
 
@@ -44,11 +46,12 @@ class Log:
         return d.fold_roster(self.records)
 
     def run(
-        self, command: d.Command, now: datetime = NOW, policy: Policy = POLICY
+        self, command: d.Command, now: datetime = NOW, policy: Policy = POLICY,
+        principal: Principal = OPERATOR,
     ) -> list[NewEvent]:
         stream = d.stream_for(command)
         history = self.history(stream)
-        events = d.decide(command, history, self.roster(), now, policy)
+        events = d.decide(command, history, self.roster(), now, policy, principal=principal)
         for n, event in enumerate(events, start=len(history) + 1):
             data = json.loads(json.dumps(event.data))  # what the log stores is JSON
             self.records.append(
@@ -232,8 +235,10 @@ def test_a_residents_details_are_personal_under_their_own_id(log):
     assert event.data["target"] == {"kind": "hardship", "resident_id": "r-7", "resident": RESIDENT}
     no_id = {"kind": "hardship", "resident_id": None, "resident": RESIDENT}
     second = log.one(visit("v2", target=no_id))
-    assert second.subject == d.default_resident_id("v2")
+    assert second.subject.startswith("res-") and second.subject != "r-7"
     assert second.data["target"]["resident_id"] == second.subject
+    third = log.one(visit("v3", target=no_id))
+    assert third.subject != second.subject  # issued afresh, never derived from the request
 
 
 def test_an_unknown_cadre_is_named(log):
@@ -345,7 +350,8 @@ def test_a_corrected_cadre_list_is_checked_against_the_roster(log):
     assert caught.value.id == "c7"
     event = log.one(d.CorrectVisit("v1", {"cadre_ids": ("c2",)}, "it was Zhao"))
     assert event.data == {
-        "visit_id": "v1", "cadre_ids": ["c2"], "reason": "it was Zhao", "backfilled": False
+        "visit_id": "v1", "cadre_ids": ["c2"], "reason": "it was Zhao", "backfilled": False,
+        "pending_cadre_ids": [],
     }
     with pytest.raises(Rejected) as caught:
         log.run(d.CorrectVisit("v1", {"date": date(2024, 3, 30)}, "typo"))
@@ -444,7 +450,7 @@ def test_every_event_a_month_of_work_produces_fits_the_event_contract(log):
 
 def test_decisions_need_an_aware_now(log):
     with pytest.raises(ValueError, match="timezone-aware"):
-        d.decide(visit(), [], log.roster(), datetime(2024, 3, 29), POLICY)
+        d.decide(visit(), [], log.roster(), datetime(2024, 3, 29), POLICY, principal=OPERATOR)
 
 
 def test_streams_are_named_by_kind_and_id():
@@ -504,7 +510,7 @@ def test_a_visit_request_loads_into_the_command():
     assert command.cadre_ids == ("c1", "c2")
     assert command.date == date(2024, 3, 28)
     assert command.target == {
-        "kind": "empty_nest_elder", "resident_id": d.default_resident_id("v-1"),
+        "kind": "empty_nest_elder", "resident_id": None,  # the service issues one
         "resident": {"name": "Wang Fang", "phone": None, "address": None},
     }
     assert command.diary["worries"] == "winter heating" and command.diary["thinks"] == ""

@@ -1,0 +1,194 @@
+"""Who may do what on the broker: one RabbitMQ user per service, and one for the operator's CLI.
+
+The broker is otherwise a back door: whoever reaches port 5672 with `guest:guest` could call any
+service's RPC. So no node of ours has a guest account. Each user gets the configure/write/read
+rights (regexes over exchange and queue names) and the topic rights (regexes over routing keys on
+the `nameko-rpc` and `visits.events` topic exchanges) that what it runs needs, read off nameko
+2.14.1's source:
+
+- an `@rpc` service declares the durable queue `rpc-<service>`, bound to `nameko-rpc` with the key
+  `<service>.*`, consumes it, and publishes each reply to `nameko-rpc` with the caller's reply key
+  (a random UUID);
+- an `RpcProxy` (the gateway) declares `rpc.reply-<service>-<uuid>`, bound with the key `<uuid>`,
+  and publishes calls to `nameko-rpc` as `<target>.<method>`; a standalone `ClusterRpcProxy` (the
+  CLI, and the compliance service catching up over `read_log`) does the same with the queue
+  `rpc.reply-standalone_rpc_proxy-<uuid>`;
+- an `@event_handler("visits", "#")` declares the exchange `visits.events` and the durable queue
+  `evt-visits-#--<service>.<method>`, binds it with the key `#` and consumes it;
+- the relay (shared/relay.py) declares `visits.events` and publishes with key = event type.
+
+Declaring an existing exchange still needs `configure` on it, so every user may configure
+`nameko-rpc` (and could delete it: a denial of service, not a way in). Topic rights are what
+keep RPC apart: publishing checks the routing key against `write`, binding a queue checks the
+binding key against `read`, so the compliance user can call `visits.read_log` and
+`visits.status` but not `visits.record_visit`, and cannot bind a queue of its own to listen in.
+
+Passwords are made with `secrets` and kept in `var/broker/users.json` (0600, folder 0700),
+never in the repository; `definitions()` renders the users for RabbitMQ's definitions import,
+which the local node loads on boot and Compose renders from `docker/rabbitmq/`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+VHOST = "/"
+RPC_EXCHANGE = "nameko-rpc"
+EVENTS_EXCHANGE = "visits.events"
+UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+NOTHING = "^$"  # matches no exchange or queue name a client can use, nor any routing key we use
+
+
+def _any(*names: str) -> str:
+    """An anchored regex matching exactly one of the given (already escaped) patterns."""
+    return "^(" + "|".join(names) + ")$"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A user's rights in the vhost: name regexes, and (write, read) routing-key regexes per
+    topic exchange. A topic exchange not listed is unrestricted by topic rights, so every user
+    lists both of ours."""
+
+    configure: str
+    write: str
+    read: str
+    topics: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    tags: str = ""
+
+
+_STANDALONE_REPLY = rf"rpc\.reply-standalone_rpc_proxy-{UUID}"
+_RPC = r"nameko-rpc"
+_EVENTS = r"visits\.events"
+
+GRANTS: dict[str, Grant] = {
+    # Serves visits.* over RPC, publishes its log's events; calls nothing.
+    "visits": Grant(
+        configure=_any(_RPC, _EVENTS, r"rpc-visits"),
+        write=_any(_RPC, _EVENTS, r"rpc-visits"),
+        read=_any(_RPC, r"rpc-visits"),
+        topics={RPC_EXCHANGE: (_any(UUID), _any(r"visits\.\*")),
+                EVENTS_EXCHANGE: (".*", NOTHING)},
+    ),
+    # Serves compliance.*, folds visits' events, catches up over visits.read_log/status.
+    "compliance": Grant(
+        configure=_any(_RPC, _EVENTS, r"rpc-compliance", r"evt-visits-.+--compliance\..+",
+                       _STANDALONE_REPLY),
+        write=_any(_RPC, r"rpc-compliance", r"evt-visits-.+--compliance\..+", _STANDALONE_REPLY),
+        read=_any(_RPC, _EVENTS, r"rpc-compliance", r"evt-visits-.+--compliance\..+",
+                  _STANDALONE_REPLY),
+        topics={RPC_EXCHANGE: (_any(r"visits\.(read_log|status)", UUID),
+                               _any(r"compliance\.\*", UUID)),
+                EVENTS_EXCHANGE: (NOTHING, _any("#"))},
+    ),
+    # The HTTP edge: calls what its routes need; never the log dump, an erasure or a rebuild.
+    "gateway": Grant(
+        configure=_any(_RPC, rf"rpc\.reply-gateway-{UUID}"),
+        write=_any(_RPC, rf"rpc\.reply-gateway-{UUID}"),
+        read=_any(_RPC, rf"rpc\.reply-gateway-{UUID}"),
+        topics={RPC_EXCHANGE: (
+            _any(r"visits\.(?!read_log$|forget_resident$)[a-z_]+",
+                 r"compliance\.(?!rebuild$)[a-z_]+"),
+            _any(UUID)),
+                EVENTS_EXCHANGE: (NOTHING, NOTHING)},
+    ),
+    # The CLI (`grassroots status`, `projections rebuild`): status, rebuild, erasure.
+    "operator": Grant(
+        configure=_any(_RPC, _STANDALONE_REPLY),
+        write=_any(_RPC, _STANDALONE_REPLY),
+        read=_any(_RPC, _STANDALONE_REPLY),
+        topics={RPC_EXCHANGE: (
+            _any(r"visits\.(status|forget_resident)", r"compliance\.(status|rebuild)"),
+            _any(UUID)),
+                EVENTS_EXCHANGE: (NOTHING, NOTHING)},
+    ),
+}
+USERS = tuple(GRANTS)
+
+
+def uri(user: str, password: str, host: str, port: int, vhost: str = VHOST) -> str:
+    """The AMQP URI for one user (URL-quoted: ours are hex, an operator's may not be)."""
+    user, password, vhost = (quote(part, safe="") for part in (user, password, vhost))
+    return f"amqp://{user}:{password}@{host}:{port}/{vhost}"
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write text to path readable by the owner only (0600, created so: never briefly wider),
+    its folder 0700."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def passwords(path: Path, users: tuple[str, ...] = USERS) -> dict[str, str]:
+    """Each user's password from path, making (and keeping) one for any user it lacks."""
+    known: dict[str, str] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    missing = [user for user in users if not known.get(user)]
+    for user in missing:
+        known[user] = secrets.token_hex(24)
+    if missing or not path.exists() or path.stat().st_mode & 0o077:
+        write_secret(path, json.dumps(known, indent=2, sort_keys=True) + "\n")
+    return {user: known[user] for user in users}
+
+
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's `rabbit_password_hashing_sha256`: base64(salt + sha256(salt + password))."""
+    salt = secrets.token_bytes(4) if salt is None else salt
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def definitions(secrets_by_user: Mapping[str, str], grants: Mapping[str, Grant] = GRANTS,
+                *, hashed: bool = True) -> dict[str, Any]:
+    """RabbitMQ definitions (users, the vhost, permissions, topic permissions) for import.
+
+    hashed=False writes each password as given: Compose fills placeholders in at start, in a
+    container without Python to hash them.
+    """
+    users = []
+    for name in grants:
+        secret = secrets_by_user[name]
+        user: dict[str, Any] = {"name": name, "tags": grants[name].tags}
+        if hashed:
+            user.update(password_hash=password_hash(secret),
+                        hashing_algorithm="rabbit_password_hashing_sha256")
+        else:
+            user["password"] = secret
+        users.append(user)
+    return {
+        "users": users,
+        "vhosts": [{"name": VHOST}],
+        "permissions": [{"user": name, "vhost": VHOST, "configure": g.configure,
+                         "write": g.write, "read": g.read} for name, g in grants.items()],
+        "topic_permissions": [{"user": name, "vhost": VHOST, "exchange": exchange,
+                               "write": write, "read": read}
+                              for name, g in grants.items()
+                              for exchange, (write, read) in g.topics.items()],
+    }
+
+
+def placeholder(user: str) -> str:
+    """The stand-in for a user's password in docker/rabbitmq/definitions.template.json."""
+    return f"@{user.upper()}_AMQP_PASSWORD@"
+
+
+def compose_template() -> str:
+    """docker/rabbitmq/definitions.template.json, which tests keep equal to this."""
+    doc = definitions({user: placeholder(user) for user in GRANTS}, hashed=False)
+    return json.dumps(doc, indent=2) + "\n"
+
+
+if __name__ == "__main__":  # python -m shared.brokerauth > docker/rabbitmq/definitions.template.json  # noqa: E501
+    sys.stdout.write(compose_template())

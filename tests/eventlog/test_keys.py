@@ -1,0 +1,147 @@
+"""Residents' keys are created with the first event that uses them (issue 7, section 3).
+
+Each test runs on SQLite and PostgreSQL, with the keys in the log's own database ("shared") and
+in a database of their own ("apart"): a failed append must leave no key behind in either.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from shared.eventlog import ConcurrencyError, EventLog, NewEvent
+
+
+def resident(subject: str, name: str = "Ann Smith", **data: Any) -> NewEvent:
+    return NewEvent("resident.registered", {"name": name, **data}, subject=subject,
+                    personal=("name",))
+
+
+@pytest.fixture(params=["shared", "apart"])
+def keys_url(request: pytest.FixtureRequest, backend: str, db_url: str, tmp_path) -> str:
+    """Where the keys live: the log's database, or another one (a folder SQLite must make)."""
+    if request.param == "shared":
+        return db_url
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'keys' / 'visits.db'}"
+    return request.getfixturevalue("postgres").create_database(f"k_{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture
+def keyed(log_factory: Callable[..., EventLog], keys_url: str) -> EventLog:
+    return log_factory(keys_url=keys_url)
+
+
+@pytest.fixture
+def key_rows(keys_url: str, keyed: EventLog) -> Iterator[Callable[[], list[str]]]:
+    """The subjects that have a row in the key database, read over a connection of its own."""
+    engine = sa.create_engine(keys_url, poolclass=NullPool)
+
+    def rows() -> list[str]:
+        with engine.connect() as conn:
+            return sorted(conn.execute(sa.text("SELECT subject FROM subject_keys")).scalars())
+
+    yield rows
+    engine.dispose()
+
+
+def test_a_failed_append_leaves_no_key(keyed, key_rows):
+    keyed.append("resident-1", [NewEvent("resident.noted", {"n": 1})], command_id="cmd-1")
+    with pytest.raises(ConcurrencyError):
+        keyed.append("resident-1", [resident("r-late")], expected_version=0)
+    with pytest.raises(ValueError, match="U\\+0000"):  # refused by the log's own contract
+        keyed.append("resident-2", [resident("r-nul", note="a\x00b")])
+    retried = keyed.append("resident-3", [resident("r-retry")], command_id="cmd-1")
+    assert retried == [1], "a retried command writes nothing, its key neither"
+    assert key_rows() == []
+
+    keyed.append("resident-1", [resident("r-late")], expected_version=1)
+    assert key_rows() == ["r-late"]
+    assert keyed.read_stream("resident-1")[1].data == {"name": "Ann Smith"}
+    assert keyed.verify().ok
+
+
+def test_a_sqlite_key_database_gets_a_private_folder(tmp_path):
+    folder = tmp_path / "var" / "keys"
+    log = EventLog.open(f"sqlite:///{tmp_path / 'log.db'}", service="visits",
+                        keys_url=f"sqlite:///{folder / 'visits.db'}")
+    try:
+        log.append("resident-1", [resident("r-1")])
+    finally:
+        log.close()
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert (folder / "visits.db").exists()
+
+
+class _CommitFails:
+    """The writer connection, except that its commit raises (after committing, if `lost`)."""
+
+    def __init__(self, conn: Any, lost: bool) -> None:
+        self._conn, self._lost = conn, lost
+
+    def commit(self) -> None:
+        if self._lost:
+            self._conn.commit()  # the commit happens; its answer never arrives
+        raise OSError("connection lost during commit")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def test_a_failed_log_commit_takes_its_new_key_back_unless_the_log_has_the_data(
+    keyed, key_rows, monkeypatch
+):
+    """A fault injected at the log's commit (the database itself is real): a key stored apart
+    is removed again when the log does not hold the records, and kept when it does."""
+    keyed.append("resident-0", [resident("r-0")])
+    begin = keyed._begin
+
+    def failing_commit(lost: bool) -> None:
+        def begin_then_fail() -> Any:
+            cur = begin()
+            keyed._writer = _CommitFails(keyed._writer, lost)
+            return cur
+
+        monkeypatch.setattr(keyed, "_begin", begin_then_fail)
+        with pytest.raises(OSError, match="connection lost"):
+            keyed.append("resident-1", [resident("r-1")])
+        keyed._writer = keyed._writer._conn
+        monkeypatch.undo()
+
+    failing_commit(lost=False)
+    assert key_rows() == ["r-0"]
+    assert keyed.read_stream("resident-1") == []
+
+    failing_commit(lost=True)
+    assert key_rows() == ["r-0", "r-1"], "data in the log keeps its key"
+    assert keyed.read_stream("resident-1")[0].data == {"name": "Ann Smith"}
+    assert keyed.verify().ok
+
+
+def test_two_writers_making_a_first_key_at_once_share_one(
+    log_factory, keys_url, keyed, key_rows, monkeypatch
+):
+    """The other writer stores a key for the subject between our look-up and our append: ours
+    is dropped, theirs is used, and both records read back."""
+    other = log_factory(keys_url=keys_url)
+    look_up = keyed.keys.keys_for_writing
+
+    def racing(subjects: set[str]) -> Any:
+        found = look_up(subjects)
+        other.append("resident-b", [resident("r-1", "Bea Jones")])
+        return found
+
+    monkeypatch.setattr(keyed.keys, "keys_for_writing", racing)
+    keyed.append("resident-a", [resident("r-1")])
+    assert key_rows() == ["r-1"]
+    for log in (keyed, other):
+        assert log.read_stream("resident-a")[0].data == {"name": "Ann Smith"}
+        assert log.read_stream("resident-b")[0].data == {"name": "Bea Jones"}
+    assert keyed.verify().ok
