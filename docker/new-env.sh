@@ -1,7 +1,7 @@
 #!/bin/sh
-# Write a new .env beside docker-compose.yml with fresh secrets: the RabbitMQ and PostgreSQL
-# passwords and the key that signs log checkpoints. Refuses to overwrite an existing file:
-# changing these on a running deployment needs the steps in docs/deploy.md.
+# Write a new .env beside docker-compose.yml with fresh secrets: the PostgreSQL password, a
+# RabbitMQ password per broker user and the key that signs log checkpoints. Refuses to
+# overwrite an existing file: changing these on a running deployment needs docs/deploy.md.
 # Usage: sh docker/new-env.sh [path]   (default: .env in the repository root)
 set -eu
 cd "$(dirname "$0")/.."
@@ -18,7 +18,10 @@ cat > "$target" <<ENV
 # back it up with the databases: without GRASSROOTS_SIGNING_KEY the signed checkpoints
 # cannot be verified.
 POSTGRES_PASSWORD=$(hex 24)
-RABBITMQ_PASSWORD=$(hex 24)
+VISITS_AMQP_PASSWORD=$(hex 24)
+COMPLIANCE_AMQP_PASSWORD=$(hex 24)
+GATEWAY_AMQP_PASSWORD=$(hex 24)
+OPERATOR_AMQP_PASSWORD=$(hex 24)
 GRASSROOTS_SIGNING_KEY=ed25519:$(head -c 32 /dev/urandom | base64 | tr -d '\n')
 ENV
 echo "new-env: wrote $target (mode 600)"

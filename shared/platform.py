@@ -24,6 +24,8 @@ from shared import brokerauth
 from shared.broker import HOST, LocalRabbit, amqp_answers
 from shared.config import ROOT, SERVICES, VAR, WRITE_SERVICES
 from shared.eventlog import Signer
+from shared.trust import ENV_VAR as PRINCIPAL_ENV
+from shared.trust import principal_key
 
 STATE = VAR / "up.json"
 # Libraries' notices about their own deprecations are not for operators to read.
@@ -97,6 +99,7 @@ class Platform:
         env.setdefault("GRASSROOTS_TOKENS", str(self.var / "tokens.json"))
         env.update(self.extra_env)
         env.setdefault("GRASSROOTS_SIGNING_KEY", signing_key())
+        env.setdefault(PRINCIPAL_ENV, principal_key(self.var))  # gateway signs, services check
         return env
 
     def start_service(self, name: str) -> None:

@@ -18,8 +18,7 @@ class ComplianceQuerySchema(Schema):
 
     month = fields.String(
         required=True,
-        validate=validate.And(validate.Regexp(MONTH_PATTERN, error="not a month YYYY-MM"),
-                              check_month),
+        validate=[validate.Regexp(MONTH_PATTERN, error="not a month YYYY-MM"), check_month],
     )
     unit_id = fields.String(load_default=None, validate=validate.Length(1, 100))
     as_of = instant_field(load_default=None, metadata={

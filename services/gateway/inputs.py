@@ -67,7 +67,7 @@ def read_json_object(request: Request) -> dict[str, Any]:
     if not text.strip():
         raise Invalid({BODY: ["a JSON object is required"]})
     try:
-        body = json.loads(text)
+        body = json.loads(text, parse_constant=_not_json)
     except RecursionError:
         raise Invalid({BODY: [f"nested deeper than {MAX_DEPTH} levels"]}) from None
     except ValueError as exc:
@@ -76,6 +76,11 @@ def read_json_object(request: Request) -> dict[str, Any]:
         raise Invalid({BODY: ["must be a JSON object"]})
     check_plain(body, BODY)
     return body
+
+
+def _not_json(name: str) -> Any:
+    """NaN and Infinity, which Python's parser takes but JSON (RFC 8259) does not have."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def text_problem(value: str) -> str | None:

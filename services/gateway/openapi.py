@@ -22,8 +22,10 @@ ERRORS = {
     409: ("Conflict", "contradicts the current state (e.g. a retracted visit), or the first "
                       "request with this Idempotency-Key is still in progress"),
     413: ("TooLarge", "body too large"),
+    415: ("UnsupportedMediaType", "the body is not sent as application/json (UTF-8)"),
     422: ("UnknownReference", "names a unit or cadre that is not on the roster, or reuses an "
                               "Idempotency-Key for a different request"),
+    431: ("HeadersTooLarge", "a header line over 8 KiB, headers over 64 KiB, or over 100 headers"),
     500: ("InternalError", "internal error (details only in the service log)"),
     503: ("Unavailable", "a service is not running"),
     504: ("Timeout", "a service did not answer in time; retrying with the same "
@@ -33,26 +35,27 @@ KEY_DESCRIPTION = (
     "A key of the client's choosing (a UUID, say; a Structured Field string, quoted, or bare) "
     "that makes the write safe to retry (IETF draft-ietf-httpapi-idempotency-key-header). The "
     "same request (method, path, JSON body) with the same key, from the same caller, within "
-    "24 hours of its first use, gets the first successful answer again and writes nothing. The "
-    "same key with a different request: 422. While the first is still in progress: 409. "
-    "After a 503/504 a retry with the key completes the write at most once. Only successful "
-    "answers are kept: after a 4xx the key is free for the corrected request. Without a key "
-    "every request is a new write."
+    "24 hours (by default) of its first use, gets the first successful answer again and "
+    "writes nothing. The same key with a different request: 422. While the first is still "
+    "in progress: 409. After a 503/504 a retry with the key completes the write at most "
+    "once. Only successful answers are kept: after a 4xx the key is free for the corrected "
+    "request. Without a key every request is a new write."
 )
 DESCRIPTION = (
     "Cadres' grassroots visits and the monthly compliance view. Authenticate with "
     "`Authorization: Bearer <token>` (`grassroots token create --role ROLE`). Every error is "
     '`{"errors": {field: [reasons]}}`. A write sent with an `Idempotency-Key` header can be '
-    "retried safely for 24 hours: the same request with the same key gets the first answer."
+    "retried safely for 24 hours (by default): the same request with the same key gets the "
+    "first answer."
 )
 
 
 def _error_statuses(route: Route) -> list[int]:
-    statuses = set()
-    if route.request or route.query:
-        statuses.add(400)
+    statuses = {431}  # eventlet's limits on headers, answered before any route
+    if route.request or route.query or route.params:
+        statuses.add(400)  # path values and query parameters are checked for NUL too
     if route.request:
-        statuses |= {409, 413, 422}
+        statuses |= {409, 413, 415, 422}
     if not route.public:
         statuses |= {401, 403, 500}
     if route.params:

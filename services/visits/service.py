@@ -108,9 +108,13 @@ class VisitsService:
     @rpc
     def record_visit(self, principal: Any, payload: Any,
                      command_id: str | None = None) -> dict[str, Any]:
+        """A visit sent without `id` gets one: from the command id when the request carried an
+        Idempotency-Key (its retries share the command id, so they land on the same visit),
+        else a fresh one, so two unkeyed requests with the same content are two visits."""
         who = self.trust.verify(principal, "record_visit", [payload, command_id])
-        if isinstance(payload, dict) and not payload.get("id") and command_id:
-            payload = {**payload, "id": str(uuid.uuid5(_IDS, command_id))}  # a retry: same id
+        if isinstance(payload, dict) and not payload.get("id"):
+            new_id = uuid.uuid5(_IDS, command_id) if command_id else uuid.uuid4()
+            payload = {**payload, "id": str(new_id)}
         return self._run(who, domain.RecordVisit, payload, command_id)
 
     @rpc

@@ -186,9 +186,13 @@ def test_demo_loads_a_district_month(platform: Platform, api: Api,
         u["cadres"] - u["exempt"] for u in units.values())
 
 
-def test_compliance_as_of_an_instant(api: Api) -> None:
-    """The view as it stood just before, and at, the moment the second visit was recorded."""
+def test_compliance_as_of_an_instant(api: Api, platform: Platform) -> None:
+    """The view as it stood just before, and at, the moment the second visit was recorded
+    (asked by an auditor: as-of reports are for supervisors and auditors)."""
     recorded = datetime.fromisoformat(api.get("/visits/v-2").json()["recorded_at"])
+    assert api.get("/compliance", month=MONTH, as_of=recorded.isoformat()).status_code == 403
+    auditor = TokenStore(Path(platform.extra_env["GRASSROOTS_TOKENS"])).create("auditor")
+    api = Api(api.base, auditor)
     before = api.get("/compliance", month=MONTH,
                      as_of=(recorded - timedelta(microseconds=1)).isoformat())
     at = api.get("/compliance", month=MONTH, as_of=recorded.isoformat())

@@ -67,6 +67,14 @@ def test_json_nested_1000_deep_is_400(api, body):
     assert list(reply.json()["errors"]) == ["body"] and "deep" in reply.json()["errors"]["body"][0]
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_numbers_json_does_not_have_are_400(api, constant):
+    reply = _raw(api, "/units", '{"id": "u-f", "name": "F", "kind": "township", '
+                                f'"unit_day": {constant}}}')
+    assert reply.status_code == 400, reply.text
+    assert list(reply.json()["errors"]) == ["body"] and constant in reply.text
+
+
 def test_calendar_edges_are_400_naming_the_field(api):
     before = api.log_length()
     for month in ("0000-01", "9999-12", "1899-12"):

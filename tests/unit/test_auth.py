@@ -196,7 +196,7 @@ def test_flatten_nested_marshmallow_errors():
 
 def _serve(store, handler, headers=None, body=None, public=False):
     env = EnvironBuilder(method="POST", path="/api/v1/visits", headers=headers or {},
-                         data=body).get_environ()
+                         data=body, content_type="application/json").get_environ()
     remote = Remote(object(), "visits", 1.0)
     reply = serve(Request(env), handler, tokens=store, visits=remote, compliance=remote,
                   params={}, public=public)

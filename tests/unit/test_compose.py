@@ -504,6 +504,107 @@ def test_deploy_doc_names_every_variable():
     assert "--scale" in doc
 
 
+# -- broker users ----------------------------------------------------------------------------
+
+RABBIT_DIR = ROOT / "docker" / "rabbitmq"
+RABBIT_INIT = RABBIT_DIR / "init.sh"
+TEMPLATE = RABBIT_DIR / "definitions.template.json"
+OPERATOR = "operator"  # the CLI's container, logged in as the broker's operator user
+
+
+def mounts(svc: dict[str, Any]) -> dict[str, str]:
+    """container path -> host path (relative to the compose file) of each bind mount."""
+    out = {}
+    for mount in svc.get("volumes") or []:
+        if isinstance(mount, str) and mount.startswith("."):
+            source, target = mount.split(":")[:2]
+            out[target] = source
+    return out
+
+
+def test_the_broker_has_no_guest_and_imports_a_user_per_service(compose):
+    rabbit = container(compose, BROKER)
+    env = environment(rabbit)
+    assert not {"RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS"} & set(env), (
+        "the default user would be an account with every right"
+    )
+    entry = [str(part) for part in rabbit.get("entrypoint") or []]
+    bound = mounts(rabbit)
+    script = next((p for p in entry if p.endswith("/init.sh")), None)
+    assert script, "the rabbitmq container must start through docker/rabbitmq/init.sh"
+    folder = str(PurePosixPath(script).parent)
+    assert (COMPOSE.parent / bound[folder]).resolve() == RABBIT_DIR
+    assert [str(part) for part in rabbit.get("command") or []] == [
+        "docker-entrypoint.sh", "rabbitmq-server"], "init.sh must end in the image's entrypoint"
+    conf = next(t for t, src in bound.items() if t.startswith("/etc/rabbitmq/conf.d/"))
+    text = (COMPOSE.parent / bound[conf]).read_text(encoding="utf-8")
+    loaded = re.search(r"^load_definitions\s*=\s*(\S+)", text, re.M)
+    default_out = re.search(r'out="\$\{GRASSROOTS_DEFINITIONS:-([^}]+)\}"', RABBIT_INIT.read_text())
+    assert loaded and default_out and loaded.group(1) == default_out.group(1)
+    tmpfs = [str(t) for t in rabbit.get("tmpfs") or []]
+    assert str(PurePosixPath(loaded.group(1)).parent) in tmpfs, "passwords only on a tmpfs"
+
+
+@pytest.mark.parametrize("name", [*service_folders(), OPERATOR])
+def test_each_container_logs_in_to_the_broker_as_its_own_user(compose, name):
+    url = urlsplit(interpolate(environment(container(compose, name)).get("AMQP_URI") or ""))
+    assert url.username == name and url.hostname == BROKER, f"{name}: AMQP_URI user {url.username}"
+    variable = f"{name.upper()}_AMQP_PASSWORD"
+    assert url.password == f"required-{variable}", f"{name}: the password must be ${{{variable}:?}}"
+    assert REQUIRED.match(environment(container(compose, BROKER)).get(variable) or ""), (
+        f"the broker needs {variable} to create the user {name}"
+    )
+
+
+def test_the_template_holds_exactly_the_users_brokerauth_grants():
+    from shared.brokerauth import GRANTS, compose_template
+
+    assert TEMPLATE.read_text(encoding="utf-8") == compose_template(), (
+        "regenerate: python -m shared.brokerauth > docker/rabbitmq/definitions.template.json"
+    )
+    assert set(GRANTS) == {*service_folders(), OPERATOR}
+
+
+def _init(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    marker = tmp_path / "ran"
+    return subprocess.run(
+        ["sh", str(RABBIT_INIT), "touch", str(marker)], text=True, capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "GRASSROOTS_DEFINITIONS": str(tmp_path / "d" / "defs.json"),
+             **env}, timeout=30, check=False)
+
+
+def test_the_init_script_renders_the_users_with_the_passwords_it_is_given(tmp_path):
+    import json
+    import secrets
+
+    from shared.brokerauth import GRANTS, definitions
+
+    passwords = {user: secrets.token_hex(24) for user in GRANTS}
+    env = {f"{user.upper()}_AMQP_PASSWORD": secret for user, secret in passwords.items()}
+    done = _init(tmp_path, env)
+    assert done.returncode == 0 and (tmp_path / "ran").exists(), done.stderr
+    out = tmp_path / "d" / "defs.json"
+    assert json.loads(out.read_text()) == definitions(passwords, hashed=False)
+    assert out.stat().st_mode & 0o077 == 0, "the rendered passwords must be the broker's only"
+    for bad in ("", "has space", "quote'"):
+        (tmp_path / "ran").unlink(missing_ok=True)
+        done = _init(tmp_path, {**env, "VISITS_AMQP_PASSWORD": bad})
+        assert done.returncode == 64 and "VISITS_AMQP_PASSWORD" in done.stderr
+        assert not (tmp_path / "ran").exists(), "the broker must not start without its users"
+
+
+def test_new_env_writes_every_broker_password(tmp_path):
+    target = tmp_path / ".env"
+    subprocess.run(["sh", str(ROOT / "docker" / "new-env.sh"), str(target)], check=True,
+                   capture_output=True, timeout=30)
+    written = dict(line.split("=", 1) for line in target.read_text().splitlines()
+                   if "=" in line and not line.startswith("#"))
+    needed = {m.group("braced") for m in COMPOSE_VAR.finditer(COMPOSE.read_text())
+              if (m.group("braced") or "").endswith("_AMQP_PASSWORD")}
+    assert needed and needed <= set(written)
+    assert all(re.fullmatch(r"[0-9a-f]{48}", written[name]) for name in needed)
+
+
 # -- the health-check script -----------------------------------------------------------------
 
 
