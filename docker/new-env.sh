@@ -23,5 +23,6 @@ COMPLIANCE_AMQP_PASSWORD=$(hex 24)
 GATEWAY_AMQP_PASSWORD=$(hex 24)
 OPERATOR_AMQP_PASSWORD=$(hex 24)
 GRASSROOTS_SIGNING_KEY=ed25519:$(head -c 32 /dev/urandom | base64 | tr -d '\n')
+GRASSROOTS_PRINCIPAL_KEY=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
 ENV
 echo "new-env: wrote $target (mode 600)"

@@ -142,3 +142,15 @@ def test_a_nameko_client_with_the_compliance_login_cannot_record_a_visit(
     """The attack as it would be made: nameko's own RPC client, with stolen compliance creds."""
     with cluster(node.uris["compliance"], timeout=5) as rpc, pytest.raises(AccessRefused):
         rpc.visits.record_visit({"id": "v-x"}, actor="operator:forged")
+
+
+def test_a_guest_account_left_from_before_is_removed_on_start(node: LocalRabbit) -> None:
+    """A node whose data predates the users (as an older `make up` left var/rabbitmq)."""
+    guest = f"amqp://guest:guest@{HOST}:{node.port}//"
+    for args in (("add_user", "guest", "guest"), ("set_permissions", "guest", ".*", ".*", ".*")):
+        assert node.ctl(*args).returncode == 0
+    assert amqp_answers(guest)
+    node.stop()
+    node.start()
+    assert not amqp_answers(guest)
+    assert all(amqp_answers(uri) for uri in node.uris.values())

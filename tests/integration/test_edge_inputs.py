@@ -1,4 +1,3 @@
-# ruff: noqa: F811
 """Hostile and odd input at the HTTP edge, against the real gateway and services: every answer
 is JSON naming the field and the reason, never a 5xx, and nothing is appended."""
 
@@ -9,7 +8,7 @@ import pytest
 import requests
 
 # The gateway and services of test_gateway.py (fixture `api`), shared, not redefined:
-from tests.integration.test_gateway import YESTERDAY, api, visit  # noqa: F401
+from tests.integration.test_gateway import YESTERDAY, visit
 
 JSON = {"Content-Type": "application/json"}
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import eventlet
 
 # The gateway and services of test_gateway.py (fixture `api`), shared, not redefined:
-from tests.integration.test_gateway import api  # noqa: F401
 
 EXAMPLES = 50  # per operation and phase: the whole test stays under a minute on 2 cores
 CHECKS = ",".join([

@@ -11,7 +11,7 @@ import eventlet
 import sqlalchemy as sa
 
 # The gateway and services of test_gateway.py (fixture `api`), shared, not redefined:
-from tests.integration.test_gateway import api, visit  # noqa: F401
+from tests.integration.test_gateway import visit
 
 NOTES = "/visits/v-notes/corrections"
 

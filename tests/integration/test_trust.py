@@ -11,14 +11,7 @@ from shared.auth import Principal
 from shared.errors import Denied
 from shared.rpc import cluster
 from shared.trust import Signer, generate_key
-from tests.integration.test_gateway import (  # noqa: F401 (fixtures)
-    MONTH,
-    PRINCIPAL_KEY,
-    YESTERDAY,
-    _report,
-    api,
-    visit,
-)
+from tests.integration.test_gateway import MONTH, PRINCIPAL_KEY, YESTERDAY, _report, visit
 
 RESIDENT = {"name": "Wang Fang", "phone": "13800000000", "address": "3 East Lane"}
 

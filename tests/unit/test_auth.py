@@ -16,18 +16,7 @@ from services.visits.schemas import RetractVisitSchema
 from shared import auth
 from shared.auth import Principal, TokenStore, create_token_cli, token_hash
 from shared.cli import main as cli_main
-from shared.errors import Conflict, UnknownReference
-
-
-@pytest.fixture
-def tokens_file(tmp_path, monkeypatch):
-    path = tmp_path / "var" / "tokens.json"
-    monkeypatch.setenv("GRASSROOTS_TOKENS", str(path))
-    monkeypatch.delenv("GRASSROOTS_TOKEN_DAYS", raising=False)
-    umask = os.umask(0o022)  # `grassroots` (cli_main) sets 077 for its process: give it back
-    os.umask(umask)
-    yield path
-    os.umask(umask)
+from shared.errors import Conflict
 
 
 def test_create_then_lookup(tokens_file):
@@ -230,7 +219,8 @@ def test_serve_maps_every_outcome_to_json(tokens_file, caplog):
             eventlet.sleep(1)
 
     status, reply = _serve(store, slow, bearer)
-    assert status == 504 and "retrying with the same Idempotency-Key is safe" in reply["errors"]["_schema"][0]
+    assert status == 504
+    assert "retrying with the same Idempotency-Key is safe" in reply["errors"]["_schema"][0]
 
     def broken(call):
         raise KeyError("secret detail")

@@ -13,6 +13,7 @@ a new `${VAR}` in a config.yml that the compose file does not set, fails here.
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import http.server
 import importlib.util
@@ -603,6 +604,10 @@ def test_new_env_writes_every_broker_password(tmp_path):
               if (m.group("braced") or "").endswith("_AMQP_PASSWORD")}
     assert needed and needed <= set(written)
     assert all(re.fullmatch(r"[0-9a-f]{48}", written[name]) for name in needed)
+    required = {m.group("braced") for m in COMPOSE_VAR.finditer(COMPOSE.read_text())
+                if (m.group("op") or "").endswith("?")}
+    assert required <= set(written), f"new-env.sh must write {sorted(required - set(written))}"
+    assert len(base64.b64decode(written["GRASSROOTS_PRINCIPAL_KEY"])) == 32
 
 
 # -- the health-check script -----------------------------------------------------------------

@@ -1,7 +1,6 @@
 """Tokens that end (issue 7, section 4): expiry, `token list`, `token revoke`, and the roster."""
 
 import json
-import os
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -15,17 +14,6 @@ from shared.auth import (
     token_state,
 )
 from shared.cli import main as cli_main
-
-
-@pytest.fixture
-def tokens_file(tmp_path, monkeypatch):
-    path = tmp_path / "var" / "tokens.json"
-    monkeypatch.setenv("GRASSROOTS_TOKENS", str(path))
-    monkeypatch.delenv("GRASSROOTS_TOKEN_DAYS", raising=False)
-    umask = os.umask(0o022)  # `grassroots` (cli_main) sets 077 for its process: give it back
-    os.umask(umask)
-    yield path
-    os.umask(umask)
 
 
 def stored(path, token):
