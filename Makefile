@@ -42,11 +42,13 @@ test: venv install broker
 	@bash scripts/ensure-postgres.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo --no-cache
 
 clean:
 	rm -rf var/

@@ -43,7 +43,7 @@ def config_value(config: str, key: str) -> str | None:
 
 def nameko_running(service: str) -> bool:
     """True when a `nameko run ... services.<service>.service` process lives here (started
-    as `python -m shared.serve run ...`, nameko's runner without the deprecation noise)."""
+    as `python -m shared.runtime.serve run ...`, nameko's runner without the deprecation noise)."""
     target = f"services.{service}.service"
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
@@ -53,7 +53,7 @@ def nameko_running(service: str) -> bool:
         except OSError:
             continue  # gone meanwhile, or not ours to read
         args = [a.decode(errors="replace") for a in argv if a]
-        runner = any(a in ("shared.serve", "nameko") or a.endswith("/nameko") for a in args)
+        runner = any(a in ("shared.runtime.serve", "nameko") or a.endswith("/nameko") for a in args)
         if "run" in args and target in args and runner:
             return True
     return False

@@ -12,4 +12,4 @@ if [ ! -f "$config" ]; then
     echo "run-service: unknown service '$service' (no $config)" >&2
     exit 64
 fi
-exec python -m shared.serve run --config "$config" "services.$service.service"
+exec python -m shared.runtime.serve run --config "$config" "services.$service.service"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure Debian's rabbitmq-server is installed. Nothing is started: the project runs nodes
-# of its own (shared/broker.py). Quiet when it is already there.
+# of its own (shared/tools/broker.py). Quiet when it is already there.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.broker import LocalRabbit, free_port
-from shared.brokerauth import GRANTS, Grant
+from shared.tools.broker import LocalRabbit, free_port
+from shared.tools.brokerauth import GRANTS, Grant
 from tests.support.postgres import TempPostgres
 
 # The tests' own broker user, with every right: for test harness work only (purging a queue,

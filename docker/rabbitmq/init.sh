@@ -1,6 +1,6 @@
 #!/bin/sh
 # The rabbitmq container's entrypoint: render the broker's users (definitions.template.json,
-# written by `python -m shared.brokerauth`) with the passwords from the environment
+# written by `python -m shared.tools.brokerauth`) with the passwords from the environment
 # (<USER>_AMQP_PASSWORD, one per @<USER>_AMQP_PASSWORD@ in the template), then run the image's
 # own entrypoint, given as arguments. RabbitMQ imports the result on boot (20-grassroots.conf):
 # no guest account, a user per service and one for the operator. The rendered file lives on a

@@ -41,8 +41,8 @@ from dataclasses import dataclass, field, replace
 from functools import reduce
 from typing import Any, Protocol
 
-from shared.periods import Membership, covers, cut
-from shared.policy import Policy
+from shared.campaign.periods import Membership, covers, cut
+from shared.campaign.policy import Policy
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 

@@ -26,8 +26,8 @@ from sqlalchemy import (
 )
 
 from services.compliance import domain
+from shared.campaign.policy import Policy
 from shared.eventlog import Record
-from shared.policy import Policy
 
 metadata = MetaData()
 units = Table(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from services.compliance.domain import MONTH_PATTERN
-from shared.dates import check_month, instant_field
+from shared.kernel.dates import check_month, instant_field
 
 MET = (
     "true: a visit that day; false: none while the rule applied; null: the rule did not apply "

@@ -12,10 +12,10 @@ from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.compliance import projection, schemas
-from shared.commands import load
-from shared.policy import Policy
-from shared.projection import Projector, build_as_of
-from shared.providers import (
+from shared.campaign.policy import Policy
+from shared.kernel.commands import load
+from shared.kernel.projection import Projector, build_as_of
+from shared.runtime.providers import (
     LogReader,
     PolicyProvider,
     ProjectorProvider,

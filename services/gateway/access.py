@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared.auth import Principal
-from shared.errors import Denied
+from shared.kernel.errors import Denied
+from shared.runtime.auth import Principal
 
 UnitOf = Callable[[str], str | None]  # cadre id -> current unit id; None: not on the roster
 

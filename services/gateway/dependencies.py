@@ -9,7 +9,7 @@ from typing import Any
 from nameko.extensions import DependencyProvider
 
 from services.gateway.idempotency import IdempotencyStore
-from shared.auth import TokenStore
+from shared.runtime.auth import TokenStore
 
 HEALTH_TIMEOUT = 2.0  # seconds; /healthz must answer quickly even when a service hangs
 KEYS_URL = "sqlite:///var/gateway.db"

@@ -1,7 +1,7 @@
 """What each route does: a first check of the role, validation at the edge, the call.
 
 One function per route (named as in routes.ROUTES); each returns (status, JSON body) and
-raises shared.errors for the client's mistakes. Bodies are forwarded as received (wire form):
+raises shared.kernel.errors for the client's mistakes. Bodies are forwarded as received (wire form):
 the services validate them again with the same schemas. Writes carry the principal signed for
 exactly that call (`Call.act`): the service that writes decides what the principal may do, in
 the same decision as the write, so there is no check here that a write could race.
@@ -18,7 +18,7 @@ from services.gateway import access
 from services.gateway.http import Call, Reply
 from services.gateway.openapi import SPEC
 from services.gateway.routes import ROUTES
-from shared.errors import NotFound
+from shared.kernel.errors import NotFound
 
 
 def _unit_of(call: Call) -> access.UnitOf:

@@ -1,8 +1,8 @@
 """The HTTP edge without nameko: JSON in and out, authentication, error mapping, RPC deadlines.
 
 Every answer, errors included, is JSON with the `{"errors": {field: [reasons]}}` shape that
-shared.errors defines, so clients parse one format; only unexpected failures are logged with a
-stack trace, and their details never reach the client.
+shared.kernel.errors defines, so clients parse one format; only unexpected failures are logged
+with a stack trace, and their details never reach the client.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from werkzeug.wrappers import Request, Response
 
 from services.gateway.idempotency import IdempotencyStore, Replay, claim_for
 from services.gateway.inputs import check_plain, read_json_object
-from shared.auth import Principal, TokenStore, roster_refusal
-from shared.commands import load
-from shared.errors import (  # noqa: F401 (Denied: re-exported)
+from shared.kernel.commands import load
+from shared.kernel.errors import (  # noqa: F401 (Denied: re-exported)
     SCHEMA_FIELD,
     Denied,
     DomainError,
@@ -32,7 +31,8 @@ from shared.errors import (  # noqa: F401 (Denied: re-exported)
     NotFound,
     flatten,
 )
-from shared.trust import Signer
+from shared.runtime.auth import Principal, TokenStore, roster_refusal
+from shared.runtime.trust import Signer
 
 log = logging.getLogger(__name__)
 

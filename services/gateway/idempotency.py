@@ -36,8 +36,8 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, de
 from sqlalchemy.engine import Engine, make_url
 from werkzeug.wrappers import Request, Response
 
-from shared.errors import DomainError
 from shared.eventlog.storage import exclusive, make_engine
+from shared.kernel.errors import DomainError
 
 log = logging.getLogger(__name__)
 

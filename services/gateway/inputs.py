@@ -15,7 +15,7 @@ from typing import Any
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
-from shared.errors import DomainError, Invalid
+from shared.kernel.errors import DomainError, Invalid
 
 JSON_TYPE = "application/json"
 CHARSETS = ("utf-8", "utf8")  # RFC 8259: JSON between systems is UTF-8
@@ -95,7 +95,7 @@ def text_problem(value: str) -> str | None:
 
 
 def check_plain(value: Any, root: str) -> None:
-    """Invalid naming every place in `value` (dotted paths, as shared.errors.flatten makes
+    """Invalid naming every place in `value` (dotted paths, as shared.kernel.errors.flatten makes
     them; `root` for the whole) that holds a bad string or key, or nests too deep."""
     errors: dict[str, list[str]] = {}
     stack: list[tuple[str, Any, int]] = [("", value, 0)]

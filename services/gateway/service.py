@@ -19,9 +19,9 @@ from services.gateway.http import Remote, serve
 from services.gateway.idempotency import settle
 from services.gateway.routes import ROUTES, at
 from services.gateway.web import http
-from shared.policy import Policy
-from shared.providers import PolicyProvider, TrustProvider
-from shared.trust import Signer
+from shared.campaign.policy import Policy
+from shared.runtime.providers import PolicyProvider, TrustProvider
+from shared.runtime.trust import Signer
 
 
 class GatewayService:

@@ -23,7 +23,7 @@ from werkzeug.wrappers import Request, Response
 
 from services.gateway.http import error_response
 from services.gateway.routes import unmatched
-from shared.errors import SCHEMA_FIELD
+from shared.kernel.errors import SCHEMA_FIELD
 
 log = logging.getLogger(__name__)
 REASONS = {400: "Bad Request", 414: "URI Too Long", 431: "Request Header Fields Too Large",

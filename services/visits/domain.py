@@ -2,7 +2,7 @@
 
 Nothing here does I/O. The service reads the command's stream (`history`) and the roster, calls
 `decide`, and appends what it returns to `stream_for(command)`; an empty list means the command
-was a retry of something already recorded. Rules that fail raise the errors in shared.errors.
+was a retry of something already recorded. Rules that fail raise the errors in shared.kernel.errors.
 
 Streams: `unit-{id}`, `cadre-{id}`, `visit-{id}`. Event data is JSON (dates as ISO strings) so
 that what `decide` returns is exactly what readers fold back.
@@ -17,11 +17,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypedDict
 
 from services.visits import rights
-from shared.auth import Principal
-from shared.errors import SCHEMA_FIELD, Conflict, Denied, NotFound, Rejected, UnknownReference
+from shared.campaign.periods import Membership, covers, cut
+from shared.campaign.policy import Policy
 from shared.eventlog import NewEvent
-from shared.periods import Membership, covers, cut
-from shared.policy import Policy
+from shared.kernel.errors import (
+    SCHEMA_FIELD,
+    Conflict,
+    Denied,
+    NotFound,
+    Rejected,
+    UnknownReference,
+)
+from shared.runtime.auth import Principal
 
 UNIT_REGISTERED = "unit.registered"
 UNIT_DAY_SET = "unit.unit_day_set"
@@ -39,7 +46,6 @@ ROSTER_EVENT_TYPES = (
     UNIT_REGISTERED, UNIT_DAY_SET, CADRE_ENROLLED, CADRE_TRANSFERRED, CADRE_LEAVE_GRANTED,
     CADRE_LEFT,
 )
-VISIT_EVENT_TYPES = (VISIT_RECORDED, VISIT_CORRECTED, VISIT_RETRACTED)
 
 RESIDENT_PATH = "target.resident"  # encrypted with the resident's key; resident_id stays plain
 CORRECTABLE = (
@@ -339,10 +345,6 @@ def fold_roster(records: Iterable[HistoryRecord], roster: Roster | None = None) 
     for record in records:
         current = current.apply(record)
     return current
-
-
-def _day(value: str | None) -> dt.date | None:
-    return dt.date.fromisoformat(value) if value else None
 
 
 def _date(value: str) -> dt.date:

@@ -22,8 +22,8 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Protocol
 
-from shared.auth import Principal
-from shared.errors import Denied
+from shared.kernel.errors import Denied
+from shared.runtime.auth import Principal
 
 WRITERS = ("operator", "cadre", "head")
 READERS_OF_ANY = ("operator", "supervisor", "auditor")

@@ -19,7 +19,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from services.visits import domain
-from shared.dates import date_field, instant_field
+from shared.kernel.dates import date_field, instant_field
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 -]{2,30}$")
@@ -39,7 +39,6 @@ CAMPAIGN_TAGS = (
     "left_behind_children", "empty_nest_elderly",
 )
 PERSONAL = {"personal": True, "x-personal": True}  # x-: apispec copies it into OpenAPI
-DIARY_FIELDS = ("thinks", "hopes", "glad", "worries", "notes")
 
 
 class TupleList(fields.List):

@@ -1,9 +1,9 @@
 """The visits service: the roster and cadres' visits, recorded in its own event log.
 
 Entrypoints only: each RPC checks the principal the gateway signed for exactly this call
-(shared/trust.py), loads its command with the schemas, decides it with the pure domain (which
-refuses what the principal may not do, in the same decision), and appends through the shared
-service layer. The relay publishes what is appended.
+(shared/runtime/trust.py), loads its command with the schemas, decides it with the pure domain
+(which refuses what the principal may not do, in the same decision), and appends through the
+shared service layer. The relay publishes what is appended.
 """
 
 from __future__ import annotations
@@ -15,13 +15,20 @@ from typing import Any
 from nameko.rpc import rpc
 
 from services.visits import domain, rights, schemas
-from shared.auth import Principal
-from shared.commands import MemoryFold, execute, load
-from shared.errors import Denied, NotFound, UnknownReference
+from shared.campaign.policy import Policy
 from shared.eventlog import EventLog, NewEvent
-from shared.policy import Policy
-from shared.providers import EventStore, Fold, PolicyProvider, TrustProvider, log_status, read_log
-from shared.trust import Signer
+from shared.kernel.commands import MemoryFold, execute, load
+from shared.kernel.errors import Denied, NotFound, UnknownReference
+from shared.runtime.auth import Principal
+from shared.runtime.providers import (
+    EventStore,
+    Fold,
+    PolicyProvider,
+    TrustProvider,
+    log_status,
+    read_log,
+)
+from shared.runtime.trust import Signer
 
 # Visit ids made from a keyed request's command id, so its retries get the same id back.
 _IDS = uuid.UUID("0f9c6a52-3d4b-4c59-9a4e-5b7f2e8d1c33")

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import requests
 
-from shared.broker import LocalRabbit, free_port
-from shared.config import ROOT
+from shared.runtime.config import ROOT
+from shared.tools.broker import LocalRabbit, free_port
 
 
 def _grassroots(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "shared.tools.cli", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             **kwargs)  # type: ignore[call-overload]
 
@@ -76,8 +76,8 @@ def test_up_starts_and_stops_its_own_broker_and_a_second_run_keeps_the_data(
     tmp_path: Path,
 ) -> None:
     """The default `make up`: no AMQP_URI, so a local RabbitMQ node under var/; twice."""
-    from shared.auth import TokenStore
-    from shared.broker import amqp_answers
+    from shared.runtime.auth import TokenStore
+    from shared.tools.broker import amqp_answers
 
     port = free_port()
     api = f"127.0.0.1:{free_port()}"

@@ -14,15 +14,15 @@ import pytest
 import requests
 from kombu import Connection, Producer
 
-from shared import wire
-from shared.auth import TokenStore
-from shared.broker import free_port
-from shared.config import SERVICES
-from shared.demo import run_demo
-from shared.operations import rebuild
-from shared.platform import Platform
-from shared.relay import event_exchange
-from shared.rpc import cluster
+from shared.runtime import wire
+from shared.runtime.auth import TokenStore
+from shared.runtime.config import SERVICES
+from shared.runtime.relay import event_exchange
+from shared.runtime.rpc import cluster
+from shared.tools.broker import free_port
+from shared.tools.demo import run_demo
+from shared.tools.operations import rebuild
+from shared.tools.platform import Platform
 
 MONTH = "2026-10"
 

@@ -2,7 +2,7 @@
 
 import json
 
-from shared import bench
+from shared.tools import bench
 
 KEYS = {"events", "rounds", "sqlite_version", "append_single_ev_s", "append_batch_ev_s",
         "read_ev_s", "verify_ev_s", "peer_append_single_ev_s", "peer_read_ev_s",
@@ -39,7 +39,7 @@ def test_bench_log_without_the_peer_leaves_its_figures_out(monkeypatch, capsys):
 
 
 def test_the_grassroots_command_passes_rounds_and_single_through(capsys):
-    from shared.cli import main
+    from shared.tools.cli import main
 
     assert main(["bench", "log", "--events", "200", "--rounds", "1", "--single", "10"]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 import shared.eventlog.log as log_module
-from shared.config import ROOT
 from shared.eventlog import EventLog, NewEvent
 from shared.eventlog.storage import WAL_FRAME_HEADER, WAL_HEADER, WAL_SPARE_FRAMES
+from shared.runtime.config import ROOT
 
 
 def _wal_target(db: Path) -> int:

@@ -18,9 +18,9 @@ import kombu
 import pytest
 from amqp.exceptions import AccessRefused
 
-from shared.broker import HOST, LocalRabbit, amqp_answers, free_port
-from shared.brokerauth import EVENTS_EXCHANGE, RPC_EXCHANGE
-from shared.rpc import cluster
+from shared.runtime.rpc import cluster
+from shared.tools.broker import HOST, LocalRabbit, amqp_answers, free_port
+from shared.tools.brokerauth import EVENTS_EXCHANGE, RPC_EXCHANGE
 
 # (user, routing key on nameko-rpc, allowed): what each user may call.
 CALLS = [

@@ -26,15 +26,15 @@ from sqlalchemy.engine import Engine
 from services.compliance import projection
 from services.compliance.domain import assess, facts_from_events
 from services.visits import domain, schemas
-from shared import demo
-from shared.auth import Principal
-from shared.commands import MemoryFold, execute, load
-from shared.errors import DomainError
+from shared.campaign.policy import Policy
 from shared.eventlog import EventLog, Record
 from shared.eventlog.storage import make_engine
-from shared.policy import Policy
-from shared.projection import Fetch, Projector, build_as_of, projection_checkpoints
-from shared.providers import deliver, log_fetch
+from shared.kernel.commands import MemoryFold, execute, load
+from shared.kernel.errors import DomainError
+from shared.kernel.projection import Fetch, Projector, build_as_of, projection_checkpoints
+from shared.runtime.auth import Principal
+from shared.runtime.providers import deliver, log_fetch
+from shared.tools import demo
 
 OPERATOR = Principal("operator", token_id="demo")
 

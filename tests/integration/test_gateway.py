@@ -15,11 +15,11 @@ import requests
 from services.compliance.service import ComplianceService
 from services.gateway.service import GatewayService
 from services.visits.service import VisitsService
-from shared.auth import TokenStore
-from shared.broker import free_port
-from shared.config import load_config
-from shared.rpc import cluster
-from shared.trust import generate_key
+from shared.runtime.auth import TokenStore
+from shared.runtime.config import load_config
+from shared.runtime.rpc import cluster
+from shared.runtime.trust import generate_key
+from shared.tools.broker import free_port
 
 # Durable event-handler queue left by earlier tests: events of their logs must not leak in.
 COMPLIANCE_QUEUE = "evt-visits-#--compliance.on_visits_event"

@@ -5,7 +5,7 @@ import uuid
 import kombu
 import sqlalchemy as sa
 
-from shared.broker import amqp_answers, ensure_broker, free_port
+from shared.tools.broker import LocalRabbit, amqp_answers, free_port
 
 
 def test_broker_round_trip_with_confirms(amqp_uri):
@@ -63,17 +63,12 @@ def test_each_test_gets_a_fresh_database(pg_url):
         engine.dispose()
 
 
-def test_ensure_broker_keeps_a_broker_that_answers(amqp_uri, tmp_path):
-    assert ensure_broker(amqp_uri, tmp_path, free_port()) == (amqp_uri, None)
-    assert not (tmp_path / "mnesia").exists()
-
-
 def test_local_rabbit_stop_really_stops(tmp_path):
-    dead = f"amqp://guest:guest@127.0.0.1:{free_port()}//"
-    uri, node = ensure_broker(dead, tmp_path / "rabbit", free_port())
-    assert node is not None
+    port = free_port()
+    node = LocalRabbit(tmp_path / "rabbit", port, f"grassroots-{port}")
+    node.start()
+    uri = node.uri
     try:
-        assert uri == node.uri != dead
         assert node.running()
         assert amqp_answers(uri)
     finally:

@@ -22,12 +22,12 @@ from nameko.containers import ServiceContainer
 from nameko.testing.utils import get_extension
 from sqlalchemy import func, select
 
-import shared.relay
-from shared.broker import free_port
+import shared.runtime.relay
 from shared.eventlog import EventLog, NewEvent
 from shared.eventlog.storage import make_engine
-from shared.providers import EventStore, log_status
-from shared.relay import Checkpoints, Relay, drain, event_exchange, relay_checkpoints
+from shared.runtime.providers import EventStore, log_status
+from shared.runtime.relay import Checkpoints, Relay, drain, event_exchange, relay_checkpoints
+from shared.tools.broker import free_port
 
 RESIDENT = {"name": "Wang Fang", "phone": "13900000001", "address": "12 Lane"}
 
@@ -276,7 +276,7 @@ def test_one_relay_holds_the_lease(db_url, monkeypatch):
     assert b.checkpoints.acquire()
     assert not a.checkpoints.acquire()
 
-    monkeypatch.setattr(shared.relay, "LEASE", timedelta(seconds=1))
+    monkeypatch.setattr(shared.runtime.relay, "LEASE", timedelta(seconds=1))
     assert b.checkpoints.acquire()  # renewed, now for a short lease
     assert not a.checkpoints.acquire()
     time.sleep(1.2)  # b stopped renewing (crashed): its lease runs out

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from shared.auth import Principal
-from shared.errors import Denied
-from shared.rpc import cluster
-from shared.trust import Signer, generate_key
+from shared.kernel.errors import Denied
+from shared.runtime.auth import Principal
+from shared.runtime.rpc import cluster
+from shared.runtime.trust import Signer, generate_key
 from tests.integration.test_gateway import MONTH, PRINCIPAL_KEY, YESTERDAY, _report, visit
 
 RESIDENT = {"name": "Wang Fang", "phone": "13800000000", "address": "3 East Lane"}

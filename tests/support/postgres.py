@@ -18,7 +18,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from shared.broker import free_port
+from shared.tools.broker import free_port
 
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 

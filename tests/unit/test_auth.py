@@ -1,4 +1,5 @@
-"""Bearer tokens (shared.auth) and the gateway's permission rules (services.gateway.access)."""
+"""Bearer tokens (shared.runtime.auth) and the gateway's own permission checks
+(services.gateway.access)."""
 
 import json
 import os
@@ -13,10 +14,10 @@ from werkzeug.wrappers import Request
 from services.gateway import access
 from services.gateway.http import Denied, Remote, RpcTimeout, flatten, serve
 from services.visits.schemas import RetractVisitSchema
-from shared import auth
-from shared.auth import Principal, TokenStore, create_token_cli, token_hash
-from shared.cli import main as cli_main
-from shared.errors import Conflict
+from shared.kernel.errors import Conflict
+from shared.runtime import auth
+from shared.runtime.auth import Principal, TokenStore, create_token_cli, token_hash
+from shared.tools.cli import main as cli_main
 
 
 def test_create_then_lookup(tokens_file):

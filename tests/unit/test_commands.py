@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from marshmallow import Schema, fields
 
-from shared.commands import ContractBroken, execute, load
-from shared.contracts import personal_paths, subject_path
-from shared.errors import Conflict, Invalid
 from shared.eventlog import EventLog, NewEvent
+from shared.kernel.commands import ContractBroken, execute, load
+from shared.kernel.contracts import personal_paths, subject_path
+from shared.kernel.errors import Conflict, Invalid
 
 
 class ThingDone(Schema):

@@ -14,8 +14,8 @@ from marshmallow import ValidationError
 
 from services.compliance import domain as c
 from services.compliance.schemas import ComplianceQuerySchema, ComplianceReportSchema
-from shared.auth import Principal
-from shared.policy import Policy, ThemeMonth
+from shared.campaign.policy import Policy, ThemeMonth
+from shared.runtime.auth import Principal
 
 POLICY = Policy()
 

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from shared.broker import free_port
+from shared.tools.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -441,8 +441,8 @@ def test_the_dockerfile_installs_the_project_and_checks_health():
 def test_the_entry_script_runs_the_service_the_way_grassroots_up_does():
     script = RUN_SERVICE.read_text(encoding="utf-8")
     assert script.startswith("#!/bin/sh")
-    assert 'exec python -m shared.serve run --config "$config" "services.$service.service"' \
-        in script
+    assert ('exec python -m shared.runtime.serve run --config "$config" '
+            '"services.$service.service"') in script
     assert 'config="services/$service/config.yml"' in script
     assert RUN_SERVICE.stat().st_mode & 0o111, "docker/run-service.sh must be executable"
 
@@ -558,10 +558,10 @@ def test_each_container_logs_in_to_the_broker_as_its_own_user(compose, name):
 
 
 def test_the_template_holds_exactly_the_users_brokerauth_grants():
-    from shared.brokerauth import GRANTS, compose_template
+    from shared.tools.brokerauth import GRANTS, compose_template
 
     assert TEMPLATE.read_text(encoding="utf-8") == compose_template(), (
-        "regenerate: python -m shared.brokerauth > docker/rabbitmq/definitions.template.json"
+        "regenerate: python -m shared.tools.brokerauth > docker/rabbitmq/definitions.template.json"
     )
     assert set(GRANTS) == {*service_folders(), OPERATOR}
 
@@ -578,7 +578,7 @@ def test_the_init_script_renders_the_users_with_the_passwords_it_is_given(tmp_pa
     import json
     import secrets
 
-    from shared.brokerauth import GRANTS, definitions
+    from shared.tools.brokerauth import GRANTS, definitions
 
     passwords = {user: secrets.token_hex(24) for user in GRANTS}
     env = {f"{user.upper()}_AMQP_PASSWORD": secret for user, secret in passwords.items()}
@@ -673,9 +673,10 @@ def test_the_health_check_fails_when_the_broker_is_away(health, amqp_uri):
 def test_the_health_check_sees_whether_the_nameko_process_lives(health):
     service = f"probe{free_port()}"
     assert not health.nameko_running(service)
-    # A process with the argv of `python -m shared.serve run --config ... services.<name>.service`.
+    # A process with the argv of
+    # `python -m shared.runtime.serve run --config ... services.<name>.service`.
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m",
-                             "shared.serve",
+                             "shared.runtime.serve",
                              "run", "--config", "x.yml", f"services.{service}.service"])
     try:
         deadline = time.monotonic() + 10

@@ -1,5 +1,5 @@
 """The edge's checks on what a request holds (services/gateway/inputs.py) and the calendar's
-bounds (shared/dates.py), as pure functions."""
+bounds (shared/kernel/dates.py), as pure functions."""
 
 import datetime as dt
 
@@ -7,8 +7,8 @@ import pytest
 from marshmallow import ValidationError
 
 from services.gateway.inputs import MAX_DEPTH, check_plain
-from shared.dates import MAX_DATE, MIN_DATE, check_date, check_month
-from shared.errors import Invalid
+from shared.kernel.dates import MAX_DATE, MIN_DATE, check_date, check_month
+from shared.kernel.errors import Invalid
 
 
 def _errors(value):

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.policy import DEFAULT_PATH, ENV_VAR, Policy, PolicyError, ThemeMonth, load_policy
+from shared.campaign.policy import (
+    DEFAULT_PATH,
+    ENV_VAR,
+    Policy,
+    PolicyError,
+    ThemeMonth,
+    load_policy,
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "policy.yml") -> Path:

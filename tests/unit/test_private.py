@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.config import ROOT, load_config
 from shared.eventlog import Signer
-from shared.platform import Platform
-from shared.private import tighten
+from shared.runtime.config import ROOT, load_config
+from shared.runtime.private import tighten
+from shared.tools.platform import Platform
 
 
 def mode(path: Path) -> int:
@@ -52,7 +52,7 @@ def test_tighten_takes_group_and_other_bits_off_everything_under_var(tmp_path):
 def test_the_grassroots_command_makes_private_files(tmp_path):
     tokens = tmp_path / "var" / "tokens.json"
     done = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "token", "create", "--role", "operator"],
+        [sys.executable, "-m", "shared.tools.cli", "token", "create", "--role", "operator"],
         cwd=ROOT, env=run_env(tmp_path, GRASSROOTS_TOKENS=str(tokens)),
         capture_output=True, text=True, check=True,
     )
@@ -63,7 +63,7 @@ def test_the_grassroots_command_makes_private_files(tmp_path):
 
 
 def test_the_service_runner_sets_the_umask_before_loading_a_service(tmp_path):
-    """`shared.serve` imports the service module before it connects to the broker: a module
+    """`shared.runtime.serve` imports the service module before it connects to the broker: a module
     that makes a file and exits shows the umask the service would run with."""
     (tmp_path / "probe.py").write_text(
         "import os, sqlite3\n"
@@ -75,7 +75,8 @@ def test_the_service_runner_sets_the_umask_before_loading_a_service(tmp_path):
     config = tmp_path / "config.yml"
     config.write_text("AMQP_URI: amqp://nobody@127.0.0.1:1//\n")
     env = run_env(tmp_path, PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path}")
-    subprocess.run([sys.executable, "-m", "shared.serve", "run", "--config", str(config), "probe"],
+    subprocess.run([sys.executable, "-m", "shared.runtime.serve", "run", "--config", str(config),
+                    "probe"],
                    cwd=tmp_path, env=env, capture_output=True, check=True, timeout=60)
     made = tmp_path / "made"
     assert mode(made) == 0o700

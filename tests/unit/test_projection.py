@@ -14,8 +14,8 @@ from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, sel
 from sqlalchemy.engine import Engine
 
 from shared.eventlog import EventLog, NewEvent, Record
-from shared.projection import Projector, build_as_of
-from shared.providers import deliver, log_fetch, read_log, view_status
+from shared.kernel.projection import Projector, build_as_of
+from shared.runtime.providers import deliver, log_fetch, read_log, view_status
 
 counts_metadata = MetaData()
 counts = Table(

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from shared.auth import (
+from shared.runtime.auth import (
     Principal,
     TokenStore,
     create_token_cli,
@@ -13,7 +13,7 @@ from shared.auth import (
     token_hash,
     token_state,
 )
-from shared.cli import main as cli_main
+from shared.tools.cli import main as cli_main
 
 
 def stored(path, token):

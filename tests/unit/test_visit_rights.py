@@ -9,9 +9,9 @@ import pytest
 
 from services.compliance import domain as compliance
 from services.visits import domain as d
-from shared.auth import Principal
-from shared.errors import Conflict, Denied
-from shared.policy import Policy
+from shared.campaign.policy import Policy
+from shared.kernel.errors import Conflict, Denied
+from shared.runtime.auth import Principal
 from tests.unit.test_visits_domain import OPERATOR, Log, visit
 
 POLICY = Policy()

@@ -13,10 +13,10 @@ from nameko.exceptions import deserialize, serialize
 
 from services.visits import domain as d
 from services.visits import schemas as s
-from shared.auth import Principal
-from shared.errors import Conflict, Invalid, NotFound, Rejected, UnknownReference
+from shared.campaign.policy import Policy
 from shared.eventlog import NewEvent
-from shared.policy import Policy
+from shared.kernel.errors import Conflict, Invalid, NotFound, Rejected, UnknownReference
+from shared.runtime.auth import Principal
 
 POLICY = Policy()
 OPERATOR = Principal("operator", token_id="op")

@@ -1,4 +1,5 @@
-"""Benchmarks, printed as one JSON object: `grassroots bench log` or `python -m shared.bench log`.
+"""Benchmarks, printed as one JSON object: `grassroots bench log`
+(or `python -m shared.tools.bench log`).
 
 `bench_log` measures the event log on SQLite files (WAL, synchronous=FULL) and does the same
 work with the `eventsourcing` library's SQLite application recorder, the peer it is compared

@@ -6,59 +6,59 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from shared.private import private_umask
-from shared.quiet import quiet
+from shared.runtime.private import private_umask
+from shared.runtime.quiet import quiet
 
 quiet()  # before anything imports eventlet or nameko
 
 
 def _up(_args: argparse.Namespace) -> int:
-    from shared.config import VAR
-    from shared.platform import up
-    from shared.private import tighten
+    from shared.runtime.config import VAR
+    from shared.runtime.private import tighten
+    from shared.tools.platform import up
 
     tighten(VAR)  # files an earlier version left readable to others
     return up()
 
 
 def _status(_args: argparse.Namespace) -> int:
-    from shared.platform import status
+    from shared.tools.platform import status
 
     return status()
 
 
 def _token_create(args: argparse.Namespace) -> int:
-    from shared.auth import create_token_cli
+    from shared.runtime.auth import create_token_cli
 
     return create_token_cli(args.role, cadre_id=args.cadre, unit_id=args.unit, days=args.days)
 
 
 def _token_list(args: argparse.Namespace) -> int:
-    from shared.auth import list_tokens_cli
+    from shared.runtime.auth import list_tokens_cli
 
     return list_tokens_cli(as_json=args.json)
 
 
 def _token_revoke(args: argparse.Namespace) -> int:
-    from shared.auth import revoke_token_cli
+    from shared.runtime.auth import revoke_token_cli
 
     return revoke_token_cli(args.id)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from shared.demo import run_demo
+    from shared.tools.demo import run_demo
 
     return run_demo(api=args.api, month=args.month, seed=args.seed)
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from shared.operations import rebuild
+    from shared.tools.operations import rebuild
 
     return rebuild(args.projection)
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from shared.bench import main as bench_main
+    from shared.tools.bench import main as bench_main
 
     argv = [args.what, "--events", str(args.events), "--rounds", str(args.rounds)]
     if args.single is not None:

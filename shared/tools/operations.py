@@ -7,8 +7,8 @@ import time
 
 from tqdm import tqdm
 
-from shared.platform import amqp_uri
-from shared.rpc import cluster
+from shared.runtime.rpc import cluster
+from shared.tools.platform import amqp_uri
 
 
 def rebuild(projection: str, timeout: float = 3600, amqp: str | None = None) -> int:

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from marshmallow import Schema, ValidationError, fields, validate
 
-from shared.errors import flatten
+from shared.kernel.errors import flatten
 
 ENV_VAR = "GRASSROOTS_POLICY"
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / "policy.yml"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "policy.yml"
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 

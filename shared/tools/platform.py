@@ -20,12 +20,12 @@ from typing import Any, TextIO
 
 import requests
 
-from shared import brokerauth
-from shared.broker import HOST, LocalRabbit, amqp_answers
-from shared.config import ROOT, SERVICES, VAR, WRITE_SERVICES
 from shared.eventlog import Signer
-from shared.trust import ENV_VAR as PRINCIPAL_ENV
-from shared.trust import principal_key
+from shared.runtime.config import ROOT, SERVICES, VAR, WRITE_SERVICES
+from shared.runtime.trust import ENV_VAR as PRINCIPAL_ENV
+from shared.runtime.trust import principal_key
+from shared.tools import brokerauth
+from shared.tools.broker import HOST, LocalRabbit, amqp_answers
 
 STATE = VAR / "up.json"
 # Libraries' notices about their own deprecations are not for operators to read.
@@ -107,7 +107,7 @@ class Platform:
         logs.mkdir(parents=True, exist_ok=True)
         out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "shared.serve", "run", "--config",
+            [sys.executable, "-m", "shared.runtime.serve", "run", "--config",
              str(ROOT / "services" / name / "config.yml"), f"services.{name}.service"],
             cwd=ROOT, env=self.env(name), stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -247,7 +247,7 @@ def api_address() -> str:
 
 def status(out: TextIO = sys.stdout) -> int:
     """Broker reachable, each service alive, log positions, relay and view lag."""
-    from shared.rpc import cluster
+    from shared.runtime.rpc import cluster
 
     uri = amqp_uri()
     if not amqp_answers(uri):

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.auth import Principal
-from shared.config import VAR
-from shared.errors import Denied
+from shared.kernel.errors import Denied
+from shared.runtime.auth import Principal
+from shared.runtime.config import VAR
 
 ENV_VAR = "GRASSROOTS_PRINCIPAL_KEY"
 KEY_FILE = "principal.key"

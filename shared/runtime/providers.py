@@ -12,11 +12,11 @@ from typing import Any
 import eventlet
 from nameko.extensions import DependencyProvider
 
-from shared.commands import MemoryFold
+from shared.campaign.policy import Policy, load_policy
 from shared.eventlog import EventLog, Record
-from shared.policy import Policy, load_policy
-from shared.projection import Fetch, Projection, Projector
-from shared.relay import Relay, published
+from shared.kernel.commands import MemoryFold
+from shared.kernel.projection import Fetch, Projection, Projector
+from shared.runtime.relay import Relay, published
 
 RELAY_STOP_SECONDS = 10.0  # how long a clean stop waits for the relay to finish its pass
 
@@ -110,7 +110,7 @@ class TrustProvider(DependencyProvider):
     or var/principal.key): the gateway signs with it, write services verify with it."""
 
     def setup(self) -> None:
-        from shared.trust import Signer, principal_key
+        from shared.runtime.trust import Signer, principal_key
 
         self.signer = Signer(self.container.config.get("PRINCIPAL_KEY") or principal_key())
 
@@ -145,9 +145,6 @@ def log_fetch(logs: dict[str, EventLog]) -> Fetch:
     return fetch
 
 
-ReadLog = Callable[..., list[dict[str, Any]]]
-
-
 def read_log(log: EventLog, after: int, limit: int, until: str | None) -> list[dict[str, Any]]:
     """The body of every write service's `read_log` RPC: a page of CloudEvents.
 
@@ -169,7 +166,7 @@ class RemoteLogs:
     def __call__(
         self, source: str, after: int, limit: int, until: datetime | None
     ) -> Sequence[Record]:
-        from shared.rpc import cluster
+        from shared.runtime.rpc import cluster
 
         with cluster(self.amqp_uri, self.timeout) as rpc:
             events = getattr(rpc, source).read_log(
@@ -178,7 +175,7 @@ class RemoteLogs:
         return [Record.from_cloudevent(e) for e in events]
 
     def head(self, source: str) -> int:
-        from shared.rpc import cluster
+        from shared.runtime.rpc import cluster
 
         with cluster(self.amqp_uri, self.timeout) as rpc:
             return int(getattr(rpc, source).status()["last_position"])

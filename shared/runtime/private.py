@@ -2,8 +2,9 @@
 
 Databases (the log, and the residents' keys apart from it), their SQLite -wal/-shm files,
 service logs, tokens and keys all live under var/. Every process the project starts sets a
-umask of 077 first (`grassroots` and the service runner `shared.serve`), so new files are 0600
-and new folders 0700; `tighten` takes group and other bits off what an earlier version made.
+umask of 077 first (`grassroots` and the service runner `shared.runtime.serve`), so new files
+are 0600 and new folders 0700; `tighten` takes group and other bits off what an earlier
+version made.
 """
 
 from __future__ import annotations

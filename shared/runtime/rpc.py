@@ -8,7 +8,7 @@ from typing import Any
 
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from shared import wire
+from shared.runtime import wire
 
 
 @contextmanager

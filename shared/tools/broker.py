@@ -6,7 +6,7 @@ machines this project runs on have Debian's rabbitmq-server installed but no ser
 Erlang cookie all under one folder, listening on 127.0.0.1 only, so that several nodes (a
 `make up` one and a test one) can live side by side.
 
-The node has no guest account: on every boot it imports the users of shared/brokerauth.py (one
+The node has no guest account: on every boot it imports the users of shared/tools/brokerauth.py (one
 per service and one for the operator), with passwords kept 0600 in a users file.
 """
 
@@ -28,8 +28,8 @@ import kombu
 from amqp.exceptions import AMQPError
 from kombu.exceptions import KombuError
 
-from shared import brokerauth
-from shared.brokerauth import Grant
+from shared.tools import brokerauth
+from shared.tools.brokerauth import Grant
 
 HOST = "127.0.0.1"
 
@@ -238,15 +238,3 @@ class LocalRabbit:
         if epmd is not None:
             subprocess.run([epmd, "-kill"], capture_output=True, check=False)
 
-
-def ensure_broker(uri: str | None, base_dir: Path, port: int) -> tuple[str, LocalRabbit | None]:
-    """A broker URI that answers: uri itself if it does, else a LocalRabbit started for it
-    (its operator's URI).
-
-    The node is returned so the caller can stop it; None means the broker is not ours.
-    """
-    if uri and amqp_answers(uri):
-        return uri, None
-    node = LocalRabbit(base_dir, port, f"grassroots-{port}")
-    node.start()
-    return node.uri, node

@@ -20,8 +20,8 @@ from typing import Any
 import requests
 from tqdm import tqdm
 
-from shared.platform import api_address
-from shared.policy import load_policy
+from shared.campaign.policy import load_policy
+from shared.tools.platform import api_address
 
 UNITS = [
     ("civil-affairs", "District Civil Affairs Bureau", "department", None),
@@ -174,7 +174,7 @@ def build_plan(month: dt.date, today: dt.date, fixed_day: int, seed: int) -> Pla
 
 
 def _operator_token() -> str:
-    from shared.auth import TokenStore
+    from shared.runtime.auth import TokenStore
 
     return TokenStore().create("operator")
 

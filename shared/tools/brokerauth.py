@@ -15,7 +15,7 @@ the `nameko-rpc` and `visits.events` topic exchanges) that what it runs needs, r
   `rpc.reply-standalone_rpc_proxy-<uuid>`;
 - an `@event_handler("visits", "#")` declares the exchange `visits.events` and the durable queue
   `evt-visits-#--<service>.<method>`, binds it with the key `#` and consumes it;
-- the relay (shared/relay.py) declares `visits.events` and publishes with key = event type.
+- the relay (shared/runtime/relay.py) declares `visits.events` and publishes with key = event type.
 
 Declaring an existing exchange still needs `configure` on it, so every user may configure
 `nameko-rpc` (and could delete it: a denial of service, not a way in). Topic rights are what
@@ -190,5 +190,5 @@ def compose_template() -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-if __name__ == "__main__":  # python -m shared.brokerauth > docker/rabbitmq/definitions.template.json  # noqa: E501
+if __name__ == "__main__":  # python -m shared.tools.brokerauth > docker/rabbitmq/definitions.template.json  # noqa: E501
     sys.stdout.write(compose_template())

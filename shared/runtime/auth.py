@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.config import ROOT, VAR
+from shared.runtime.config import ROOT, VAR
 
 ENV_VAR = "GRASSROOTS_TOKENS"
 DEFAULT_PATH = VAR / "tokens.json"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from shared.errors import DomainError
+from shared.kernel.errors import DomainError
 
 
 class QuietExpected(logging.Filter):

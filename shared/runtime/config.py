@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from nameko.cli.main import IMPLICIT_ENV_VAR_MATCHER, env_var_constructor
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Where `grassroots up` keeps its state: databases, logs, broker data, tokens, signing key.
 VAR = Path(os.environ.get("GRASSROOTS_VAR") or ROOT / "var")
 SERVICES = ("visits", "compliance", "gateway")

@@ -29,9 +29,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from shared import wire
 from shared.eventlog import EventLog
 from shared.eventlog.storage import exclusive
+from shared.runtime import wire
 
 log = logging.getLogger(__name__)
 metadata = MetaData()

@@ -14,9 +14,9 @@ from typing import Any, Generic, TypeVar
 
 from marshmallow import Schema, ValidationError
 
-from shared.contracts import personal_paths, subject_path, value_at
-from shared.errors import Conflict, Invalid, flatten
 from shared.eventlog import ConcurrencyError, EventLog, NewEvent, Record
+from shared.kernel.contracts import personal_paths, subject_path, value_at
+from shared.kernel.errors import Conflict, Invalid, flatten
 
 S = TypeVar("S")
 Decide = Callable[[list[Record]], list[NewEvent]]
