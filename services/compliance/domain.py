@@ -38,49 +38,28 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from functools import reduce
-from typing import Any, Protocol
+from typing import Any
 
-from shared.campaign.periods import Membership, covers, cut
+from services.visits.events import (  # the producer's published types
+    PARTICIPATION_CONFIRMED,
+    PARTICIPATION_WITHDRAWN,
+    VISIT_CORRECTED,
+    VISIT_RECORDED,
+    VISIT_RETRACTED,
+)
 from shared.campaign.policy import Policy
+from shared.campaign.roster import (
+    CADRE_EVENT_TYPES,
+    ROSTER_EVENT_TYPES,
+    UNIT_EVENT_TYPES,
+    Cadre,
+    Event,
+    Unit,
+    evolve_cadre,
+    evolve_unit,
+)
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-
-
-class EventRecord(Protocol):
-    """What the fold reads from a committed event (shared.eventlog.Record satisfies it)."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class UnitDaySetting:
-    effective_from: dt.date | None  # None: since the unit was registered
-    unit_day: int | None
-
-
-@dataclass(frozen=True)
-class LeavePeriod:
-    start: dt.date
-    end: dt.date  # inclusive
-
-
-@dataclass(frozen=True)
-class CadreFacts:
-    cadre_id: str
-    enrolled_from: dt.date
-    left_from: dt.date | None = None  # the first day off the roster
-    memberships: tuple[Membership, ...] = ()
-    leaves: tuple[LeavePeriod, ...] = ()
-
-    def unit_on(self, day: dt.date) -> str | None:
-        return next((m.unit_id for m in self.memberships if covers(m.start, m.end, day)), None)
-
-    def on_leave(self, day: dt.date) -> bool:
-        return any(covers(leave.start, leave.end, day) for leave in self.leaves)
 
 
 @dataclass(frozen=True)
@@ -92,6 +71,11 @@ class VisitFacts:
     backfilled: bool
     cadre_ids: tuple[str, ...]
     pending: tuple[str, ...] = ()  # on the visit, not confirmed: it does not count for them
+
+    def participations(self) -> Iterator[Participation]:
+        for cadre_id in self.cadre_ids:
+            yield Participation(cadre_id, self.visit_id, self.date, self.backfilled,
+                                cadre_id not in self.pending)
 
 
 @dataclass(frozen=True)
@@ -105,169 +89,130 @@ class Participation:
 
 @dataclass(frozen=True)
 class Facts:
-    units: Mapping[str, tuple[UnitDaySetting, ...]] = field(default_factory=dict)
-    cadres: Mapping[str, CadreFacts] = field(default_factory=dict)
+    """What the rules need: the roster's units and cadres (shared.campaign.roster), visits."""
+
+    units: Mapping[str, Unit] = field(default_factory=dict)
+    cadres: Mapping[str, Cadre] = field(default_factory=dict)
     visits: Mapping[str, VisitFacts] = field(default_factory=dict)
 
     def participations(self) -> Iterator[Participation]:
         """One row per cadre per visit: the shape a SQL table of the projection would hold."""
         for visit in self.visits.values():
-            for cadre_id in visit.cadre_ids:
-                yield Participation(cadre_id, visit.visit_id, visit.date, visit.backfilled,
-                                    cadre_id not in visit.pending)
+            yield from visit.participations()
 
 
 def facts_from_rows(
-    units: Mapping[str, tuple[UnitDaySetting, ...]],
-    cadres: Iterable[CadreFacts],
+    units: Mapping[str, Unit],
+    cadres: Iterable[Cadre],
     participations: Iterable[Participation],
 ) -> Facts:
     """Facts from stored rows (e.g. the projection's tables), participations grouped by visit."""
-    visits: dict[str, VisitFacts] = {}
+    return Facts(dict(units), {c.cadre_id: c for c in cadres}, visits_from_rows(participations))
+
+
+def visits_from_rows(participations: Iterable[Participation]) -> dict[str, VisitFacts]:
+    grouped: dict[str, tuple[Participation, list[str], list[str]]] = {}
     for p in participations:
-        known = visits.get(p.visit_id)
-        cadre_ids = (*known.cadre_ids, p.cadre_id) if known else (p.cadre_id,)
-        pending = known.pending if known else ()
-        pending = pending if p.confirmed else (*pending, p.cadre_id)
-        visits[p.visit_id] = VisitFacts(p.visit_id, p.date, p.backfilled, cadre_ids, pending)
-    return Facts(dict(units), {c.cadre_id: c for c in cadres}, visits)
+        known = grouped.get(p.visit_id)
+        if known is None:
+            known = grouped[p.visit_id] = (p, [], [])
+        known[1].append(p.cadre_id)
+        if not p.confirmed:
+            known[2].append(p.cadre_id)
+    return {visit_id: VisitFacts(visit_id, p.date, p.backfilled, tuple(cadre_ids), tuple(pending))
+            for visit_id, (p, cadre_ids, pending) in grouped.items()}
 
 
 # --- the fold -----------------------------------------------------------------------------------
 
 
-def evolve(facts: Facts, record: EventRecord) -> Facts:
+def evolve(facts: Facts, record: Event) -> Facts:
     """The facts after one more event, in log order; other event types change nothing."""
-    step = _STEPS.get(record.type)
-    return step(facts, record.data) if step else facts
+    kind, data = record.type, record.data
+    if kind in UNIT_EVENT_TYPES:
+        unit = evolve_unit(facts.units.get(data["unit_id"]), record)
+        return facts if unit is None else replace(facts, units={**facts.units,
+                                                                 unit.unit_id: unit})
+    if kind in CADRE_EVENT_TYPES:
+        cadre = evolve_cadre(facts.cadres.get(data["cadre_id"]), record)
+        return facts if cadre is None else replace(facts, cadres={**facts.cadres,
+                                                                   cadre.cadre_id: cadre})
+    if kind in VISIT_EVENT_TYPES:
+        visit_id = data["visit_id"]
+        visit = evolve_visit(facts.visits.get(visit_id), record)
+        visits = {k: v for k, v in facts.visits.items() if k != visit_id}
+        if visit is not None:
+            visits[visit_id] = visit
+        return replace(facts, visits=visits)
+    return facts
 
 
-def facts_from_events(records: Iterable[EventRecord], facts: Facts | None = None) -> Facts:
-    return reduce(evolve, records, facts or Facts())
+def facts_from_events(records: Iterable[Event], facts: Facts | None = None) -> Facts:
+    current = facts or Facts()
+    for record in records:
+        current = evolve(current, record)
+    return current
+
+
+def evolve_visit(visit: VisitFacts | None, record: Event) -> VisitFacts | None:
+    """One visit after one of its events (None: unknown, or retracted)."""
+    step = _VISIT_STEPS.get(record.type)
+    return step(visit, record.data) if step else visit
 
 
 def _day(value: str) -> dt.date:
     return dt.date.fromisoformat(value)
 
 
-def _with_cadre(facts: Facts, cadre: CadreFacts) -> Facts:
-    return replace(facts, cadres={**facts.cadres, cadre.cadre_id: cadre})
-
-
-def _with_visit(facts: Facts, visit: VisitFacts) -> Facts:
-    return replace(facts, visits={**facts.visits, visit.visit_id: visit})
-
-
-def _unit_registered(facts: Facts, data: dict[str, Any]) -> Facts:
-    if data["unit_id"] in facts.units:
-        return facts
-    settings = (UnitDaySetting(None, data.get("unit_day")),)
-    return replace(facts, units={**facts.units, data["unit_id"]: settings})
-
-
-def _unit_day_set(facts: Facts, data: dict[str, Any]) -> Facts:
-    start = _day(data["effective_from"])
-    kept = tuple(
-        s for s in facts.units.get(data["unit_id"], ())
-        if s.effective_from is None or s.effective_from < start
-    )
-    settings = (*kept, UnitDaySetting(start, data.get("unit_day")))
-    return replace(facts, units={**facts.units, data["unit_id"]: settings})
-
-
-def _cadre_enrolled(facts: Facts, data: dict[str, Any]) -> Facts:
-    start = _day(data["effective_from"])
-    membership = Membership(data["unit_id"], start)
-    return _with_cadre(facts, CadreFacts(data["cadre_id"], start, memberships=(membership,)))
-
-
-def _cadre_transferred(facts: Facts, data: dict[str, Any]) -> Facts:
-    cadre = facts.cadres.get(data["cadre_id"])
-    if cadre is None:
-        return facts
-    start = _day(data["effective_from"])
-    memberships = (*cut(cadre.memberships, start), Membership(data["to_unit_id"], start))
-    return _with_cadre(facts, replace(cadre, memberships=memberships))
-
-
-def _cadre_leave_granted(facts: Facts, data: dict[str, Any]) -> Facts:
-    cadre = facts.cadres.get(data["cadre_id"])
-    if cadre is None:
-        return facts
-    leave = LeavePeriod(_day(data["from"]), _day(data["to"]))
-    return _with_cadre(facts, replace(cadre, leaves=(*cadre.leaves, leave)))
-
-
-def _cadre_left(facts: Facts, data: dict[str, Any]) -> Facts:
-    cadre = facts.cadres.get(data["cadre_id"])
-    if cadre is None:
-        return facts
-    out = _day(data["effective_from"])
-    return _with_cadre(
-        facts, replace(cadre, left_from=out, memberships=cut(cadre.memberships, out))
-    )
-
-
-def _visit_recorded(facts: Facts, data: dict[str, Any]) -> Facts:
-    visit = VisitFacts(
+def _visit_recorded(visit: VisitFacts | None, data: dict[str, Any]) -> VisitFacts | None:
+    return VisitFacts(
         data["visit_id"], _day(data["date"]), data["backfilled"], tuple(data["cadre_ids"]),
         tuple(data.get("pending_cadre_ids", ())),
     )
-    return _with_visit(facts, visit)
 
 
-def _visit_corrected(facts: Facts, data: dict[str, Any]) -> Facts:
-    visit = facts.visits.get(data["visit_id"])
+def _visit_corrected(visit: VisitFacts | None, data: dict[str, Any]) -> VisitFacts | None:
     if visit is None:  # retracted (or before the window read): nothing to correct
-        return facts
+        return None
     cadre_ids = tuple(data["cadre_ids"]) if "cadre_ids" in data else visit.cadre_ids
     pending = data.get("pending_cadre_ids", [c for c in visit.pending if c in cadre_ids])
-    corrected = replace(
+    return replace(
         visit,
         date=_day(data["date"]) if "date" in data else visit.date,
         cadre_ids=cadre_ids, pending=tuple(pending),
         backfilled=data.get("backfilled", visit.backfilled),
     )
-    return _with_visit(facts, corrected)
 
 
-def _participation_confirmed(facts: Facts, data: dict[str, Any]) -> Facts:
-    visit = facts.visits.get(data["visit_id"])
+def _participation_confirmed(visit: VisitFacts | None, data: dict[str, Any]
+                             ) -> VisitFacts | None:
     if visit is None:
-        return facts
-    pending = tuple(c for c in visit.pending if c != data["cadre_id"])
-    return _with_visit(facts, replace(visit, pending=pending))
+        return None
+    return replace(visit, pending=tuple(c for c in visit.pending if c != data["cadre_id"]))
 
 
-def _participation_withdrawn(facts: Facts, data: dict[str, Any]) -> Facts:
-    visit = facts.visits.get(data["visit_id"])
+def _participation_withdrawn(visit: VisitFacts | None, data: dict[str, Any]
+                             ) -> VisitFacts | None:
     if visit is None:
-        return facts
+        return None
     gone = data["cadre_id"]
-    return _with_visit(facts, replace(
-        visit, cadre_ids=tuple(c for c in visit.cadre_ids if c != gone),
-        pending=tuple(c for c in visit.pending if c != gone)))
+    return replace(visit, cadre_ids=tuple(c for c in visit.cadre_ids if c != gone),
+                   pending=tuple(c for c in visit.pending if c != gone))
 
 
-def _visit_retracted(facts: Facts, data: dict[str, Any]) -> Facts:
-    visits = {k: v for k, v in facts.visits.items() if k != data["visit_id"]}
-    return replace(facts, visits=visits)
+def _visit_retracted(visit: VisitFacts | None, data: dict[str, Any]) -> VisitFacts | None:
+    return None
 
 
-_STEPS: dict[str, Callable[[Facts, dict[str, Any]], Facts]] = {
-    "unit.registered": _unit_registered,
-    "unit.unit_day_set": _unit_day_set,
-    "cadre.enrolled": _cadre_enrolled,
-    "cadre.transferred": _cadre_transferred,
-    "cadre.leave_granted": _cadre_leave_granted,
-    "cadre.left": _cadre_left,
-    "visit.recorded": _visit_recorded,
-    "visit.corrected": _visit_corrected,
-    "visit.retracted": _visit_retracted,
-    "visit.participation_confirmed": _participation_confirmed,
-    "visit.participation_withdrawn": _participation_withdrawn,
+_VISIT_STEPS: dict[str, Callable[[VisitFacts | None, dict[str, Any]], VisitFacts | None]] = {
+    VISIT_RECORDED: _visit_recorded,
+    VISIT_CORRECTED: _visit_corrected,
+    VISIT_RETRACTED: _visit_retracted,
+    PARTICIPATION_CONFIRMED: _participation_confirmed,
+    PARTICIPATION_WITHDRAWN: _participation_withdrawn,
 }
-EVENT_TYPES = tuple(_STEPS)  # what the projection subscribes to
+VISIT_EVENT_TYPES = tuple(_VISIT_STEPS)
+EVENT_TYPES = (*ROSTER_EVENT_TYPES, *VISIT_EVENT_TYPES)  # what the projection subscribes to
 
 
 # --- the rules ----------------------------------------------------------------------------------
@@ -300,27 +245,24 @@ def parse_month(month: str) -> Month:
 def _visit_days(facts: Facts, month: Month) -> dict[str, dict[dt.date, bool]]:
     """Per cadre, the month's visit dates, each with whether all its visits were backfilled."""
     days: dict[str, dict[dt.date, bool]] = {}
-    for p in facts.participations():
-        if p.confirmed and month.first <= p.date <= month.last:
-            dates = days.setdefault(p.cadre_id, {})
-            dates[p.date] = dates.get(p.date, True) and p.backfilled
+    for visit in facts.visits.values():
+        day = visit.date
+        if not month.first <= day <= month.last:
+            continue
+        for cadre_id in visit.cadre_ids:
+            if cadre_id not in visit.pending:
+                dates = days.setdefault(cadre_id, {})
+                dates[day] = dates.get(day, True) and visit.backfilled
     return days
 
 
-def _roster_span(cadre: CadreFacts, month: Month) -> tuple[dt.date, dt.date] | None:
+def _roster_span(cadre: Cadre, month: Month) -> tuple[dt.date, dt.date] | None:
     """The first and last days of the month the cadre was on the roster, if any."""
     start = max(month.first, cadre.enrolled_from)
     end = month.last
     if cadre.left_from is not None:
         end = min(end, cadre.left_from - dt.timedelta(days=1))
     return (start, end) if start <= end else None
-
-
-def _unit_day_setting(
-    settings: tuple[UnitDaySetting, ...], day: dt.date
-) -> UnitDaySetting | None:
-    in_effect = [s for s in settings if s.effective_from is None or s.effective_from <= day]
-    return in_effect[-1] if in_effect else None
 
 
 def _rule(met: bool, applies: bool) -> bool | None:
@@ -334,18 +276,32 @@ def _rule(met: bool, applies: bool) -> bool | None:
 class _Span:
     """One cadre's month: which days count as available for the rules."""
 
-    cadre: CadreFacts
+    cadre: Cadre
     start: dt.date
     end: dt.date
 
     def available(self, day: dt.date) -> bool:
         return self.start <= day <= self.end and not self.cadre.on_leave(day)
 
+    def available_days(self) -> int:
+        """How many days of the span are available: its length less the days on leave
+        (leave periods clipped to the span and merged, so overlaps count once)."""
+        clipped = sorted((max(v.start, self.start), min(v.end, self.end))
+                         for v in self.cadre.leaves if v.start <= self.end and v.end >= self.start)
+        on_leave, reach = 0, self.start - dt.timedelta(days=1)
+        for start, end in clipped:
+            start = max(start, reach + dt.timedelta(days=1))
+            if start <= end:
+                on_leave += (end - start).days + 1
+            reach = max(reach, end)
+        return (self.end - self.start).days + 1 - on_leave
+
 
 def _unit_day_met(
     span: _Span, unit_id: str, facts: Facts, month: Month, dates: Mapping[dt.date, bool]
 ) -> bool | None:
-    setting = _unit_day_setting(facts.units.get(unit_id, ()), span.end)
+    unit = facts.units.get(unit_id)
+    setting = unit.setting_on(span.end) if unit is not None else None
     if setting is None or setting.unit_day is None:
         return None
     day = month.on(setting.unit_day)
@@ -358,7 +314,7 @@ def _unit_day_met(
 
 
 def assess_cadre(
-    cadre: CadreFacts,
+    cadre: Cadre,
     month: Month,
     dates: Mapping[dt.date, bool],
     facts: Facts,
@@ -373,7 +329,7 @@ def assess_cadre(
         return None
     span = _Span(cadre, *bounds)
     unit_id = cadre.unit_on(span.end) or cadre.memberships[-1].unit_id
-    available = sum(1 for day in month.days() if span.available(day))
+    available = span.available_days()
     fixed_day = month.on(policy.fixed_day)
     fixed_day_met = _rule(fixed_day in dates, span.available(fixed_day))
     unit_day_met = _unit_day_met(span, unit_id, facts, month, dates)
@@ -428,5 +384,8 @@ def assess(
     unit_ids = set(facts.units) | {r["unit_id"] for r in rows}
     if unit_id is not None:
         unit_ids &= {unit_id}
-    units = [_unit_row(u, [r for r in rows if r["unit_id"] == u]) for u in sorted(unit_ids)]
+    by_unit: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_unit.setdefault(r["unit_id"], []).append(r)
+    units = [_unit_row(u, by_unit.get(u, [])) for u in sorted(unit_ids)]
     return {"month": month, "cadres": rows, "units": units}

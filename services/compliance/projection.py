@@ -1,17 +1,26 @@
-"""The compliance view's storage: the facts of `domain.py`, one row per unit, cadre and visit.
+"""The compliance view's storage: the facts of `domain.py`, kept by log position.
 
-`apply` loads the one entity an event is about, folds the event into it with the same pure
-`domain.evolve` the unit tests check, and writes it back; so the SQL view and the reference
-fold cannot drift apart. Reports read the month's facts back and run `domain.assess`.
+Each stored fact (a unit, a cadre, a cadre's participation in a visit) is a row that holds
+from the position of the event that made it true (`made_at`) until the position of the event
+that ended it (`ended_at`, `OPEN` while it still holds). Nothing is ever overwritten but
+`ended_at`, so the view *as of* a log position P is the rows with made_at <= P < ended_at,
+and the live view is the same query at the head: as-of needs no refold.
+
+`apply_page` loads only what a page of records touches, folds the page in memory with the
+same pure steps the unit tests check (`shared.campaign.roster`, `domain.evolve_visit`), and
+writes every version in a few statements. Reports read a month's facts back at a position and
+run `domain.assess`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -21,40 +30,65 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    delete,
+    and_,
+    bindparam,
     select,
 )
 
 from services.compliance import domain
+from shared.campaign.periods import Membership
 from shared.campaign.policy import Policy
+from shared.campaign.roster import (
+    CADRE_EVENT_TYPES,
+    UNIT_EVENT_TYPES,
+    Cadre,
+    Leave,
+    Unit,
+    UnitDaySetting,
+    evolve_cadre,
+    evolve_unit,
+)
 from shared.eventlog import Record
 
+OPEN = 2**62  # ended_at of a fact that still holds (later than any log position)
+VERSION = 2  # 1: one mutable row per unit, cadre and participation, pending kept apart
+
 metadata = MetaData()
-units = Table(
-    "compliance_units", metadata,
+
+
+def _versioned(name: str, *columns: Any) -> Table:
+    return Table(
+        name, metadata, *columns,
+        Column("made_at", BigInteger, primary_key=True),
+        Column("ended_at", BigInteger, nullable=False),
+    )
+
+
+units = _versioned(
+    "compliance_units",
     Column("unit_id", String(100), primary_key=True),
-    Column("settings", Text, nullable=False),  # JSON [[effective_from|null, unit_day|null]]
+    Column("facts", Text, nullable=False),  # JSON of roster.Unit
 )
-cadres = Table(
-    "compliance_cadres", metadata,
+cadres = _versioned(
+    "compliance_cadres",
     Column("cadre_id", String(100), primary_key=True),
-    Column("facts", Text, nullable=False),  # JSON of domain.CadreFacts
+    Column("facts", Text, nullable=False),  # JSON of roster.Cadre
 )
-participations = Table(
-    "compliance_participations", metadata,
+participations = _versioned(
+    "compliance_participations",
     Column("visit_id", String(100), primary_key=True),
     Column("cadre_id", String(100), primary_key=True),
     Column("date", Date, nullable=False),
     Column("backfilled", Boolean, nullable=False),
-    Index("ix_compliance_participations_date", "date"),
+    Column("confirmed", Boolean, nullable=False),  # false: pending the cadre's confirmation
 )
-# Participations still waiting for the cadre's confirmation (a table of its own, so that views
-# built before consent existed need no migration: none of their visits had any).
-pending = Table(
-    "compliance_pending", metadata,
-    Column("visit_id", String(100), primary_key=True),
-    Column("cadre_id", String(100), primary_key=True),
-)
+Index("ix_compliance_participations_date", participations.c.date, participations.c.ended_at)
+Index("ix_compliance_units_ended", units.c.ended_at)
+Index("ix_compliance_cadres_ended", cadres.c.ended_at)
+RETIRED_TABLES = ("compliance_pending",)  # version 1's; dropped with it
+
+
+# --- facts as JSON ------------------------------------------------------------------------------
 
 
 def _d(value: dt.date | None) -> str | None:
@@ -65,121 +99,225 @@ def _day(value: str | None) -> dt.date | None:
     return dt.date.fromisoformat(value) if value else None
 
 
-def cadre_to_json(c: domain.CadreFacts) -> str:
-    return json.dumps({
-        "enrolled_from": _d(c.enrolled_from), "left_from": _d(c.left_from),
-        "memberships": [[m.unit_id, _d(m.start), _d(m.end)] for m in c.memberships],
-        "leaves": [[_d(v.start), _d(v.end)] for v in c.leaves],
-    })
+def unit_to_json(u: Unit) -> str:
+    return json.dumps([u.name, u.kind, [[_d(s.effective_from), s.unit_day] for s in u.unit_days]])
 
 
-def cadre_from_json(cadre_id: str, text: str) -> domain.CadreFacts:
-    d = json.loads(text)
-    return domain.CadreFacts(
-        cadre_id, _day(d["enrolled_from"]), _day(d["left_from"]),  # type: ignore[arg-type]
-        tuple(domain.Membership(u, _day(s), _day(e)) for u, s, e in d["memberships"]),  # type: ignore[arg-type]
-        tuple(domain.LeavePeriod(_day(s), _day(e)) for s, e in d["leaves"]),  # type: ignore[arg-type]
+def unit_from_json(unit_id: str, text: str) -> Unit:
+    name, kind, settings = json.loads(text)
+    return Unit(unit_id, name, kind, tuple(UnitDaySetting(_day(s), d) for s, d in settings))
+
+
+def cadre_to_json(c: Cadre) -> str:
+    return json.dumps([
+        c.name, c.role, list(c.liaison_unit_ids), _d(c.enrolled_from), _d(c.left_from),
+        [[m.unit_id, _d(m.start), _d(m.end)] for m in c.memberships],
+        [[_d(v.start), _d(v.end), v.reason] for v in c.leaves],
+    ])
+
+
+def cadre_from_json(cadre_id: str, text: str) -> Cadre:
+    name, role, liaison, enrolled, left, memberships, leaves = json.loads(text)
+    return Cadre(
+        cadre_id, name, role, tuple(liaison), dt.date.fromisoformat(enrolled),
+        tuple(Membership(u, dt.date.fromisoformat(s), _day(e)) for u, s, e in memberships),
+        tuple(Leave(dt.date.fromisoformat(s), dt.date.fromisoformat(e), r)
+              for s, e, r in leaves),
+        _day(left),
     )
 
 
-def _settings_from_json(text: str) -> tuple[domain.UnitDaySetting, ...]:
-    return tuple(domain.UnitDaySetting(_day(s), day) for s, day in json.loads(text))
+# --- versions of facts --------------------------------------------------------------------------
 
 
-def _load(conn: Connection, record: Record) -> domain.Facts:
-    """The stored facts the record is about (only that unit, cadre or visit)."""
-    data = record.data
-    kind = record.type.split(".", 1)[0]
-    if kind == "unit":
-        query = select(units.c.settings).where(units.c.unit_id == data["unit_id"])
-        row = conn.execute(query).first()
-        return domain.Facts(units={data["unit_id"]: _settings_from_json(row[0])} if row else {})
-    if kind == "cadre":
-        query = select(cadres.c.facts).where(cadres.c.cadre_id == data["cadre_id"])
-        row = conn.execute(query).first()
-        found = {data["cadre_id"]: cadre_from_json(data["cadre_id"], row[0])} if row else {}
-        return domain.Facts(cadres=found)
-    rows = conn.execute(select(participations).where(
-        participations.c.visit_id == data["visit_id"])).all()
-    waiting = _pending_of(conn, [data["visit_id"]])
-    return domain.facts_from_rows({}, (), [
-        domain.Participation(r.cadre_id, r.visit_id, r.date, r.backfilled,
-                             (r.visit_id, r.cadre_id) not in waiting) for r in rows])
+class Versions:
+    """One table's facts while a page is folded: each key's value and since when it holds.
+
+    `set` records a change at a position; `write` then ends the stored rows that changed and
+    inserts every version the page made (those made and ended within the page included, so
+    that every position in between can still be asked about).
+    """
+
+    def __init__(self, stored: dict[Any, tuple[int, Any]]) -> None:
+        self.stored = stored  # key -> (made_at, value) of rows already in the table
+        self.opened: dict[Any, tuple[int, Any]] = {}
+        self.closed: list[tuple[Any, int, int, Any]] = []  # made and ended in this page
+        self.ended: list[tuple[Any, int, int]] = []  # stored rows to end
+
+    def get(self, key: Any) -> Any:
+        held = self.opened.get(key) or self.stored.get(key)
+        return held[1] if held else None
+
+    def set(self, key: Any, value: Any, position: int) -> None:
+        if value == self.get(key):
+            return
+        if key in self.opened:
+            made, old = self.opened.pop(key)
+            if made != position:
+                self.closed.append((key, made, position, old))
+        elif key in self.stored:
+            made, _ = self.stored.pop(key)
+            self.ended.append((key, made, position))
+        if value is not None:
+            self.opened[key] = (position, value)
+
+    def rows(self, to_row: Callable[[Any, Any], tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+        """Every version made in the page: the table's own columns, then made_at, ended_at."""
+        for key, made, ended, value in self.closed:
+            yield (*to_row(key, value), made, ended)
+        for key, (made, value) in self.opened.items():
+            yield (*to_row(key, value), made, OPEN)
 
 
-def _pending_of(conn: Connection, visit_ids: list[str]) -> set[tuple[str, str]]:
-    if not visit_ids:
-        return set()
-    rows = conn.execute(select(pending).where(pending.c.visit_id.in_(visit_ids))).all()
-    return {(r.visit_id, r.cadre_id) for r in rows}
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
-def _store(conn: Connection, record: Record, facts: domain.Facts) -> None:
-    data = record.data
-    kind = record.type.split(".", 1)[0]
-    if kind == "unit":
-        settings = facts.units[data["unit_id"]]
-        conn.execute(delete(units).where(units.c.unit_id == data["unit_id"]))
-        conn.execute(units.insert().values(unit_id=data["unit_id"], settings=json.dumps(
-            [[_d(s.effective_from), s.unit_day] for s in settings])))
-    elif kind == "cadre":
-        cadre = facts.cadres.get(data["cadre_id"])
-        if cadre is not None:
-            conn.execute(delete(cadres).where(cadres.c.cadre_id == cadre.cadre_id))
-            conn.execute(cadres.insert().values(cadre_id=cadre.cadre_id,
-                                                facts=cadre_to_json(cadre)))
-    else:
-        conn.execute(delete(participations).where(
-            participations.c.visit_id == data["visit_id"]))
-        conn.execute(delete(pending).where(pending.c.visit_id == data["visit_id"]))
-        found = list(facts.participations())
-        rows = [{k: v for k, v in p.__dict__.items() if k != "confirmed"} for p in found]
-        if rows:
-            conn.execute(participations.insert(), rows)
-        waiting = [{"visit_id": p.visit_id, "cadre_id": p.cadre_id}
-                   for p in found if not p.confirmed]
-        if waiting:
-            conn.execute(pending.insert(), waiting)
+def _write(conn: Connection, table: Table, keys: tuple[str, ...], versions: Versions,
+           to_row: Callable[[Any, Any], tuple[Any, ...]]) -> None:
+    if versions.ended:
+        key_of = (lambda k: (k,)) if len(keys) == 1 else (lambda k: k)
+        where = and_(*(table.c[k] == bindparam(f"k_{k}") for k in keys),
+                     table.c.made_at == bindparam("k_made"))
+        conn.execute(table.update().where(where).values(ended_at=bindparam("k_ended")), [
+            {**{f"k_{k}": v for k, v in zip(keys, key_of(key), strict=True)},
+             "k_made": made, "k_ended": ended} for key, made, ended in versions.ended])
+    rows = list(versions.rows(to_row))
+    if rows:  # the DB-API's executemany: SQLAlchemy's per-row parameter handling costs more
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        names = [c.name for c in table.columns if c.name not in ("made_at", "ended_at")]
+        columns = ", ".join(f'"{n}"' for n in (*names, "made_at", "ended_at"))
+        conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({columns}) VALUES '
+                             f'({", ".join([mark] * (len(names) + 2))})', rows)
+
+
+def _load_one(conn: Connection, table: Table, key: str, ids: list[str],
+              decode: Callable[[str, str], Any]) -> dict[Any, tuple[int, Any]]:
+    found: dict[Any, tuple[int, Any]] = {}
+    for chunk in _chunks(ids):
+        for row in conn.execute(select(table.c[key], table.c.made_at, table.c.facts).where(
+                table.c[key].in_(chunk), table.c.ended_at == OPEN)):
+            found[row[0]] = (row[1], decode(row[0], row[2]))
+    return found
+
+
+def _load_participations(conn: Connection, visit_ids: list[str]
+                         ) -> dict[Any, tuple[int, Any]]:
+    p = participations.c
+    found: dict[Any, tuple[int, Any]] = {}
+    for chunk in _chunks(visit_ids):
+        for row in conn.execute(select(p.visit_id, p.cadre_id, p.made_at, p.date, p.backfilled,
+                                       p.confirmed).where(p.visit_id.in_(chunk),
+                                                          p.ended_at == OPEN)):
+            found[(row.visit_id, row.cadre_id)] = (
+                row.made_at, (row.date, row.backfilled, row.confirmed))
+    return found
+
+
+def _visits_of(stored: dict[Any, tuple[int, Any]]) -> dict[str, domain.VisitFacts]:
+    rows = []
+    for (visit_id, cadre_id), (_, (date, backfilled, confirmed)) in sorted(stored.items()):
+        rows.append(domain.Participation(cadre_id, visit_id, date, backfilled, confirmed))
+    return domain.visits_from_rows(rows)
+
+
+def _shares(visit: domain.VisitFacts | None) -> dict[str, tuple[dt.date, bool, bool]]:
+    if visit is None:
+        return {}
+    date, backfilled, pending = visit.date, visit.backfilled, visit.pending
+    return {cadre_id: (date, backfilled, cadre_id not in pending) for cadre_id in visit.cadre_ids}
 
 
 class ComplianceProjection:
-    """Folds the visits log into the facts the compliance rules need."""
+    """Folds the visits log into the facts the compliance rules need, kept by position."""
 
     name = "compliance"
     sources: tuple[str, ...] = ("visits",)
     metadata = metadata
+    version = VERSION
+    retired_tables = RETIRED_TABLES
 
     def apply(self, conn: Connection, record: Record) -> None:
-        if record.type not in domain.EVENT_TYPES:
+        self.apply_page(conn, [record])
+
+    def apply_page(self, conn: Connection, records: Sequence[Record]) -> None:
+        page = [r for r in records if r.type in domain.EVENT_TYPES]
+        if not page:
             return
-        before = _load(conn, record)
-        after = domain.evolve(before, record)
-        if after != before:
-            _store(conn, record, after)
+        unit_ids = {r.data["unit_id"] for r in page if r.type in UNIT_EVENT_TYPES}
+        cadre_ids = {r.data["cadre_id"] for r in page if r.type in CADRE_EVENT_TYPES}
+        visit_ids = {r.data["visit_id"] for r in page if r.type in domain.VISIT_EVENT_TYPES}
+        recorded = {r.data["visit_id"] for r in page if r.type == domain.VISIT_RECORDED}
+        unit_v = Versions(_load_one(conn, units, "unit_id", sorted(unit_ids), unit_from_json))
+        cadre_v = Versions(_load_one(conn, cadres, "cadre_id", sorted(cadre_ids),
+                                     cadre_from_json))
+        # A visit first recorded in this page has no stored rows: no need to look.
+        share_v = Versions(_load_participations(conn, sorted(visit_ids - recorded)))
+        visits: dict[str, domain.VisitFacts | None] = dict(_visits_of(share_v.stored))
+        for record in page:
+            self._fold(record, unit_v, cadre_v, share_v, visits)
+        _write(conn, units, ("unit_id",), unit_v, lambda k, u: (k, unit_to_json(u)))
+        _write(conn, cadres, ("cadre_id",), cadre_v, lambda k, c: (k, cadre_to_json(c)))
+        _write(conn, participations, ("visit_id", "cadre_id"), share_v,
+               lambda k, v: (k[0], k[1], v[0].isoformat(), v[1], v[2]))
+
+    @staticmethod
+    def _fold(record: Record, unit_v: Versions, cadre_v: Versions, share_v: Versions,
+              visits: dict[str, domain.VisitFacts | None]) -> None:
+        data, position = record.data, record.position
+        if record.type in UNIT_EVENT_TYPES:
+            key = data["unit_id"]
+            unit_v.set(key, evolve_unit(unit_v.get(key), record), position)
+        elif record.type in CADRE_EVENT_TYPES:
+            key = data["cadre_id"]
+            cadre_v.set(key, evolve_cadre(cadre_v.get(key), record), position)
+        else:
+            visit_id = data["visit_id"]
+            before = visits.get(visit_id)
+            after = domain.evolve_visit(before, record)
+            visits[visit_id] = after
+            old, new = _shares(before), _shares(after)
+            for cadre_id in (*old, *(c for c in new if c not in old)):
+                share_v.set((visit_id, cadre_id), new.get(cadre_id), position)
 
 
-def month_facts(conn: Connection, month: str) -> domain.Facts:
-    """Every unit and cadre, and the participations dated in `month`."""
+def _holding(table: Table, at: int) -> Any:
+    """Rows that held at log position `at`."""
+    return (table.c.made_at <= at) & (table.c.ended_at > at)
+
+
+def month_facts(conn: Connection, month: str, at: int | None = None) -> domain.Facts:
+    """Every unit and cadre, and the participations dated in `month`, as they stood at log
+    position `at` (None: now)."""
+    at = OPEN - 1 if at is None else at
     period = domain.parse_month(month)
-    first, last = period.first, period.last
-    unit_rows = conn.execute(select(units)).all()
-    cadre_rows = conn.execute(select(cadres)).all()
-    part_rows = conn.execute(select(participations).where(
-        participations.c.date >= first, participations.c.date <= last)).all()
-    waiting = {(r.visit_id, r.cadre_id) for r in conn.execute(
-        select(pending.c.visit_id, pending.c.cadre_id).join(
-            participations, (participations.c.visit_id == pending.c.visit_id)
-            & (participations.c.cadre_id == pending.c.cadre_id))
-        .where(participations.c.date >= first, participations.c.date <= last)).all()}
+    p = participations.c
+    unit_rows = conn.execute(select(units.c.unit_id, units.c.facts).where(_holding(units, at)))
+    cadre_rows = conn.execute(select(cadres.c.cadre_id, cadres.c.facts).where(
+        _holding(cadres, at)))
+    # Raw rows: the dates come back as text on SQLite, and a month has at most 31 of them, so
+    # each is parsed once rather than per row by the column type.
+    part_rows = conn.execute(select(p.cadre_id, p.visit_id, p.date.cast(String), p.backfilled,
+                                    p.confirmed)
+                             .where(p.date >= period.first, p.date <= period.last,
+                                    _holding(participations, at)))
     return domain.facts_from_rows(
-        {r.unit_id: _settings_from_json(r.settings) for r in unit_rows},
-        [cadre_from_json(r.cadre_id, r.facts) for r in cadre_rows],
-        [domain.Participation(r.cadre_id, r.visit_id, r.date, r.backfilled,
-                              (r.visit_id, r.cadre_id) not in waiting) for r in part_rows],
+        {r[0]: unit_from_json(r[0], r[1]) for r in unit_rows},
+        [cadre_from_json(r[0], r[1]) for r in cadre_rows],
+        _participations(part_rows),
     )
 
 
+def _participations(rows: Iterable[Any]) -> Iterator[domain.Participation]:
+    dates: dict[str, dt.date] = {}
+    for cadre_id, visit_id, text, backfilled, confirmed in rows:
+        date = dates.get(text) or dates.setdefault(text, dt.date.fromisoformat(text))
+        yield domain.Participation(cadre_id, visit_id, date, bool(backfilled), bool(confirmed))
+
+
 def report(
-    conn: Connection, month: str, policy: Policy, unit_id: str | None
+    conn: Connection, month: str, policy: Policy, unit_id: str | None, at: int | None = None,
 ) -> dict[str, Any]:
-    return domain.assess(month, month_facts(conn, month), policy, unit_id=unit_id)
+    """The month's compliance report, as the view stands (or at log position `at`)."""
+    return domain.assess(month, month_facts(conn, month, at), policy, unit_id=unit_id)

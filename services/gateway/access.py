@@ -18,10 +18,8 @@ from shared.runtime.auth import Principal
 
 UnitOf = Callable[[str], str | None]  # cadre id -> current unit id; None: not on the roster
 
-ROSTER_WRITERS = ("operator",)
-VISIT_WRITERS = ("operator", "cadre", "head")
+# Each route's roles (the first filter) are declared with it (shared/runtime/declare.py).
 READ_ANY = ("operator", "supervisor", "auditor")
-EVERYONE = ("operator", "cadre", "head", "supervisor", "auditor")
 AS_OF_READERS = ("supervisor", "auditor")  # a compliance report as of an instant is costly
 
 

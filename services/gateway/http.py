@@ -34,9 +34,10 @@ from shared.kernel.errors import (  # noqa: F401 (Denied: re-exported)
 from shared.runtime.auth import Principal, TokenStore, roster_refusal
 from shared.runtime.trust import Signer
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 AUTH_FIELD = "authorization"
+ROSTER_SERVICE = "visits"
 Reply = tuple[int, Any]
 
 
@@ -113,12 +114,12 @@ class Remote:
 
 @dataclass
 class Call:
-    """One request as the handlers see it: who asks, the path values, the services."""
+    """One request as the handlers see it: who asks, the path values, the services (by their
+    catalogue names)."""
 
     request: Request
     principal: Principal
-    visits: Remote
-    compliance: Remote
+    remotes: Mapping[str, Remote]
     params: dict[str, str] = field(default_factory=dict)
     health_timeout: float = 2.0
     _body: dict[str, Any] | None = None
@@ -131,6 +132,17 @@ class Call:
     @property
     def actor(self) -> str:
         return self.principal.actor
+
+    def remote(self, service: str) -> Remote:
+        try:
+            return self.remotes[service]
+        except KeyError:
+            raise UnknownService(service) from None
+
+    @property
+    def roster(self) -> Remote:
+        """The service that keeps the roster (tokens of cadres stand or fall by it)."""
+        return self.remote(ROSTER_SERVICE)
 
     def act(self, remote: Remote, method: str, *args: Any) -> Any:
         """Call `method(signed principal, *args)`: the principal signed for exactly this call,
@@ -169,7 +181,7 @@ def check_standing(call: Call, today: date) -> None:
     if cadre_id is None:
         return
     try:
-        cadre = call.visits.get_cadre(cadre_id)
+        cadre = call.roster.get_cadre(cadre_id)
     except NotFound:
         cadre = None
     reason = roster_refusal(call.principal, cadre, today)
@@ -182,8 +194,7 @@ def serve(
     handler: Callable[[Call], Reply],
     *,
     tokens: TokenStore,
-    visits: Remote,
-    compliance: Remote,
+    remotes: Mapping[str, Remote],
     params: dict[str, str],
     public: bool = False,
     health_timeout: float = 2.0,
@@ -194,7 +205,7 @@ def serve(
     """Authenticate (unless public), run handler, and turn any outcome into a JSON response."""
     try:
         principal = ANONYMOUS if public else authenticate(request, tokens)
-        call = Call(request, principal, visits, compliance, params, health_timeout, keys=keys,
+        call = Call(request, principal, remotes, params, health_timeout, keys=keys,
                     signer=signer)
         if not public and today is not None:
             check_standing(call, today)
@@ -205,12 +216,12 @@ def serve(
     except DomainError as exc:
         return error_response(exc.http_status, exc.errors())
     except RpcTimeout as exc:
-        log.warning("%s %s: %s", request.method, request.path, exc)
+        logger.warning("%s %s: %s", request.method, request.path, exc)
         return error_response(exc.status, {SCHEMA_FIELD: [str(exc)]})
     except UnknownService as exc:
-        log.warning("%s %s: %s", request.method, request.path, exc)
+        logger.warning("%s %s: %s", request.method, request.path, exc)
         name = exc.args[0] if exc.args else "?"
         return error_response(503, {SCHEMA_FIELD: [f"service {name} is not running"]})
     except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+        logger.exception("%s %s failed", request.method, request.path)
         return error_response(500, {SCHEMA_FIELD: ["internal error"]})

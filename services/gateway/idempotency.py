@@ -39,7 +39,7 @@ from werkzeug.wrappers import Request, Response
 from shared.eventlog.storage import exclusive, make_engine
 from shared.kernel.errors import DomainError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 MAX_KEY = 255  # characters; a UUID is 36
@@ -274,4 +274,4 @@ def settle(store: IdempotencyStore | None, request: Request, response: Response)
         else:
             store.uncertain(claim)
     except Exception:
-        log.exception("could not record the outcome of idempotency key %s", claim.scope)
+        logger.exception("could not record the outcome of idempotency key %s", claim.scope)

@@ -1,14 +1,17 @@
 """The gateway: the HTTP API in front of the services (nameko @http).
 
-Entrypoints only: each binds a route of routes.ROUTES to its function in handlers.py; http.py
-turns every outcome into JSON, and web.py what no route takes or the HTTP parser refuses.
-Writes go to the visits service over RPC, reads to the service that owns them; the gateway
-keeps only the answers to writes sent with an Idempotency-Key (idempotency.py).
+Its entrypoints are generated: one per route the services declare (routes.ROUTES, gathered
+through the catalogue), each serving the route's handler (handlers.py), and one RPC proxy per
+service in the catalogue. http.py turns every outcome into JSON, and web.py what no route takes
+or the HTTP parser refuses. The gateway keeps only the answers to writes sent with an
+Idempotency-Key (idempotency.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Request, Response
@@ -17,95 +20,61 @@ from services.gateway import handlers
 from services.gateway.dependencies import Edge, EdgeProvider
 from services.gateway.http import Remote, serve
 from services.gateway.idempotency import settle
-from services.gateway.routes import ROUTES, at
+from services.gateway.routes import ROUTES, Route
 from services.gateway.web import http
 from shared.campaign.policy import Policy
+from shared.runtime import catalogue
 from shared.runtime.providers import PolicyProvider, TrustProvider
 from shared.runtime.trust import Signer
+
+PROXY = "rpc_{}"  # the attribute holding a service's RPC proxy
 
 
 class GatewayService:
     name = "gateway"
+    routes: ClassVar[dict[str, Route]] = {}
+    targets: ClassVar[tuple[str, ...]] = ()
 
     edge: Edge = EdgeProvider()
-    visits = RpcProxy("visits")
-    compliance = RpcProxy("compliance")
     trust: Signer = TrustProvider()
     policy: Policy = PolicyProvider()
 
     def _serve(self, name: str, request: Request, **params: str) -> Response:
-        timeout = self.edge.rpc_timeout
+        route, timeout = self.routes[name], self.edge.rpc_timeout
         response = serve(
-            request, getattr(handlers, name), tokens=self.edge.tokens,
-            visits=Remote(self.visits, "visits", timeout),
-            compliance=Remote(self.compliance, "compliance", timeout),
-            params=params, public=ROUTES[name].public, health_timeout=self.edge.health_timeout,
+            request, handlers.handler(route), tokens=self.edge.tokens,
+            remotes={target: Remote(getattr(self, PROXY.format(target)), target, timeout)
+                     for target in self.targets},
+            params=params, public=route.public, health_timeout=self.edge.health_timeout,
             keys=self.edge.keys, signer=self.trust,
             today=self.policy.local_date(datetime.now(UTC)),
         )
         settle(self.edge.keys, request, response)  # keep, release or hold the request's key
         return response
 
-    @http(*at("register_unit"))
-    def register_unit(self, request: Request) -> Response:
-        return self._serve("register_unit", request)
 
-    @http(*at("set_unit_day"))
-    def set_unit_day(self, request: Request, unit_id: str) -> Response:
-        return self._serve("set_unit_day", request, unit_id=unit_id)
+def _entrypoint(route: Route) -> Any:
+    def entrypoint(self: GatewayService, request: Request, **params: str) -> Response:
+        return self._serve(route.name, request, **params)
 
-    @http(*at("enrol_cadre"))
-    def enrol_cadre(self, request: Request) -> Response:
-        return self._serve("enrol_cadre", request)
+    entrypoint.__name__ = entrypoint.__qualname__ = route.name
+    entrypoint.__doc__ = f"{route.method} {route.url}: {route.summary}."
+    return http(route.method, route.rule)(entrypoint)
 
-    @http(*at("get_cadre"))
-    def get_cadre(self, request: Request, cadre_id: str) -> Response:
-        return self._serve("get_cadre", request, cadre_id=cadre_id)
 
-    @http(*at("transfer_cadre"))
-    def transfer_cadre(self, request: Request, cadre_id: str) -> Response:
-        return self._serve("transfer_cadre", request, cadre_id=cadre_id)
+def install(cls: type[GatewayService], routes: Iterable[Route],
+            targets: Iterable[str]) -> None:
+    """Give the gateway class an @http entrypoint per route and an RPC proxy per service
+    (nameko collects both from class attributes when a container is made)."""
+    cls.routes = {**cls.routes, **{route.name: route for route in routes}}
+    cls.targets = tuple(dict.fromkeys((*cls.targets, *targets)))
+    for route in cls.routes.values():
+        taken = getattr(cls, route.name, None)
+        if taken is not None and not hasattr(taken, "nameko_entrypoints"):
+            raise ValueError(f"route {route.name} would replace GatewayService.{route.name}")
+        setattr(cls, route.name, _entrypoint(route))
+    for target in cls.targets:
+        setattr(cls, PROXY.format(target), RpcProxy(target))
 
-    @http(*at("grant_leave"))
-    def grant_leave(self, request: Request, cadre_id: str) -> Response:
-        return self._serve("grant_leave", request, cadre_id=cadre_id)
 
-    @http(*at("remove_cadre"))
-    def remove_cadre(self, request: Request, cadre_id: str) -> Response:
-        return self._serve("remove_cadre", request, cadre_id=cadre_id)
-
-    @http(*at("record_visit"))
-    def record_visit(self, request: Request) -> Response:
-        return self._serve("record_visit", request)
-
-    @http(*at("confirm_participation"))
-    def confirm_participation(self, request: Request, visit_id: str) -> Response:
-        return self._serve("confirm_participation", request, visit_id=visit_id)
-
-    @http(*at("withdraw_participation"))
-    def withdraw_participation(self, request: Request, visit_id: str) -> Response:
-        return self._serve("withdraw_participation", request, visit_id=visit_id)
-
-    @http(*at("get_visit"))
-    def get_visit(self, request: Request, visit_id: str) -> Response:
-        return self._serve("get_visit", request, visit_id=visit_id)
-
-    @http(*at("correct_visit"))
-    def correct_visit(self, request: Request, visit_id: str) -> Response:
-        return self._serve("correct_visit", request, visit_id=visit_id)
-
-    @http(*at("retract_visit"))
-    def retract_visit(self, request: Request, visit_id: str) -> Response:
-        return self._serve("retract_visit", request, visit_id=visit_id)
-
-    @http(*at("compliance"))
-    def compliance_report(self, request: Request) -> Response:
-        return self._serve("compliance", request)
-
-    @http(*at("openapi"))
-    def openapi(self, request: Request) -> Response:
-        return self._serve("openapi", request)
-
-    @http(*at("healthz"))
-    def healthz(self, request: Request) -> Response:
-        return self._serve("healthz", request)
+install(GatewayService, ROUTES.values(), catalogue.names("write", "view"))

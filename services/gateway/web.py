@@ -25,7 +25,7 @@ from services.gateway.http import error_response
 from services.gateway.routes import unmatched
 from shared.kernel.errors import SCHEMA_FIELD
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 REASONS = {400: "Bad Request", 414: "URI Too Long", 431: "Request Header Fields Too Large",
            500: "Internal Server Error", 501: "Not Implemented",
            505: "HTTP Version Not Supported"}
@@ -111,7 +111,7 @@ class JsonWsgiApp(WsgiApp):
                 request.path_values = values  # type: ignore[attr-defined]
                 response = provider.handle_request(request)
         except Exception:
-            log.exception("%s %s failed", request.method, request.path)
+            logger.exception("%s %s failed", request.method, request.path)
             response = error_response(500, {SCHEMA_FIELD: ["internal error"]})
         return response(environ, start_response)
 
@@ -131,7 +131,7 @@ class JsonHttp(HttpRequestHandler):
     server = JsonWebServer()
 
     def response_from_exception(self, exc: Exception) -> Response:
-        log.error("entrypoint failed: %r", exc)
+        logger.error("entrypoint failed: %r", exc)
         return error_response(500, {SCHEMA_FIELD: ["internal error"]})
 
 

@@ -17,8 +17,31 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypedDict
 
 from services.visits import rights
-from shared.campaign.periods import Membership, covers, cut
+from services.visits.events import (  # the published types (re-exported)
+    CADRE_REMINDED,
+    PARTICIPATION_CONFIRMED,
+    PARTICIPATION_WITHDRAWN,
+    PERSONAL_DATA_DISCLOSED,  # noqa: F401 (re-exported)
+    VISIT_CORRECTED,
+    VISIT_RECORDED,
+    VISIT_RETRACTED,
+)
 from shared.campaign.policy import Policy
+from shared.campaign.roster import (  # the one roster fold, shared with every reader
+    CADRE_ENROLLED,
+    CADRE_LEAVE_GRANTED,
+    CADRE_LEFT,
+    CADRE_TRANSFERRED,
+    ROSTER_EVENT_TYPES,  # noqa: F401 (re-exported)
+    UNIT_DAY_SET,
+    UNIT_REGISTERED,
+    Cadre,
+    Leave,  # noqa: F401 (re-exported)
+    Roster,
+    Unit,  # noqa: F401 (re-exported)
+    UnitDaySetting,  # noqa: F401 (re-exported)
+    fold_roster,  # noqa: F401 (re-exported)
+)
 from shared.eventlog import NewEvent
 from shared.kernel.errors import (
     SCHEMA_FIELD,
@@ -26,26 +49,10 @@ from shared.kernel.errors import (
     Denied,
     NotFound,
     Rejected,
-    UnknownReference,
 )
 from shared.runtime.auth import Principal
 
-UNIT_REGISTERED = "unit.registered"
-UNIT_DAY_SET = "unit.unit_day_set"
-CADRE_ENROLLED = "cadre.enrolled"
-CADRE_TRANSFERRED = "cadre.transferred"
-CADRE_LEAVE_GRANTED = "cadre.leave_granted"
-CADRE_LEFT = "cadre.left"
-VISIT_RECORDED = "visit.recorded"
-VISIT_CORRECTED = "visit.corrected"
-VISIT_RETRACTED = "visit.retracted"
-PARTICIPATION_CONFIRMED = "visit.participation_confirmed"
-PARTICIPATION_WITHDRAWN = "visit.participation_withdrawn"
-PERSONAL_DATA_DISCLOSED = "visit.personal_data_disclosed"
-ROSTER_EVENT_TYPES = (
-    UNIT_REGISTERED, UNIT_DAY_SET, CADRE_ENROLLED, CADRE_TRANSFERRED, CADRE_LEAVE_GRANTED,
-    CADRE_LEFT,
-)
+TIMER_ROLE = "timer"  # the principal of time-driven commands (never a token's role)
 
 RESIDENT_PATH = "target.resident"  # encrypted with the resident's key; resident_id stays plain
 CORRECTABLE = (
@@ -224,12 +231,25 @@ class WithdrawParticipation:
     cadre_id: str | None = None
 
 
+@dataclass(frozen=True)
+class RemindCadre:
+    """Time-driven, never sent by a person: a cadre still short of the month's quota is
+    reminded before the fixed day (the rule is in services/visits/reminders.py)."""
+
+    cadre_id: str
+    month: str  # YYYY-MM
+    rule: str
+    level: str
+    days_so_far: int
+    fixed_day_met: bool
+
+
 VisitCommand = (
     RecordVisit | CorrectVisit | RetractVisit | ConfirmParticipation | WithdrawParticipation
 )
 Command = (
     RegisterUnit | SetUnitDay | EnrolCadre | TransferCadre | GrantLeave | RemoveCadre
-    | VisitCommand
+    | VisitCommand | RemindCadre
 )
 
 
@@ -237,174 +257,11 @@ def stream_for(command: Command) -> str:
     """The stream a command's events are appended to (and its history read from)."""
     if isinstance(command, RegisterUnit | SetUnitDay):
         return f"unit-{command.unit_id}"
+    if isinstance(command, RemindCadre):
+        return f"reminder-{command.cadre_id}-{command.month}"
     if isinstance(command, VisitCommand):
         return f"visit-{command.visit_id}"
     return f"cadre-{command.cadre_id}"
-
-
-# --- the roster ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UnitDaySetting:
-    effective_from: dt.date | None  # None: since the unit was registered (units pre-exist us)
-    unit_day: int | None
-
-
-@dataclass(frozen=True)
-class Unit:
-    unit_id: str
-    name: str
-    kind: str
-    unit_days: tuple[UnitDaySetting, ...]
-
-    @property
-    def unit_day(self) -> int | None:
-        return self.unit_days[-1].unit_day
-
-
-@dataclass(frozen=True)
-class Leave:
-    start: dt.date
-    end: dt.date  # inclusive
-    reason: str
-
-
-@dataclass(frozen=True)
-class Cadre:
-    cadre_id: str
-    name: str
-    role: str
-    liaison_unit_ids: tuple[str, ...]
-    enrolled_from: dt.date
-    memberships: tuple[Membership, ...]
-    leaves: tuple[Leave, ...] = ()
-    left_from: dt.date | None = None  # the first day off the roster
-
-    @property
-    def unit_id(self) -> str:
-        return self.memberships[-1].unit_id
-
-    def on_roster(self, day: dt.date) -> bool:
-        return self.enrolled_from <= day and (self.left_from is None or day < self.left_from)
-
-    def unit_on(self, day: dt.date) -> str | None:
-        return next((m.unit_id for m in self.memberships if covers(m.start, m.end, day)), None)
-
-    def on_leave(self, day: dt.date) -> bool:
-        return any(covers(leave.start, leave.end, day) for leave in self.leaves)
-
-
-@dataclass(frozen=True)
-class Roster:
-    """Units and cadres as the roster events left them; folded, never stored."""
-
-    units: Mapping[str, Unit] = field(default_factory=dict)
-    cadres: Mapping[str, Cadre] = field(default_factory=dict)
-
-    def apply(self, record: HistoryRecord) -> Roster:
-        """The roster after one more event; events of other types leave it as it is."""
-        step = _ROSTER_STEPS.get(record.type)
-        return step(self, record.data) if step else self
-
-    def unit_of(self, cadre_id: str, day: dt.date) -> str | None:
-        """The cadre's unit on `day` (None: unknown, or not on the roster then)."""
-        cadre = self.cadres.get(cadre_id)
-        return cadre.unit_on(day) if cadre is not None and cadre.on_roster(day) else None
-
-    def liaison_of(self, cadre_id: str) -> tuple[str, ...]:
-        cadre = self.cadres.get(cadre_id)
-        return cadre.liaison_unit_ids if cadre is not None else ()
-
-    def role_of(self, cadre_id: str) -> str | None:
-        cadre = self.cadres.get(cadre_id)
-        return cadre.role if cadre is not None else None
-
-    def unit(self, unit_id: str, field_name: str = "unit_id") -> Unit:
-        try:
-            return self.units[unit_id]
-        except KeyError:
-            raise UnknownReference("unit", unit_id, field_name) from None
-
-    def cadre(self, cadre_id: str, field_name: str = "cadre_id") -> Cadre:
-        try:
-            return self.cadres[cadre_id]
-        except KeyError:
-            raise UnknownReference("cadre", cadre_id, field_name) from None
-
-    def with_unit(self, unit: Unit) -> Roster:
-        return replace(self, units={**self.units, unit.unit_id: unit})
-
-    def with_cadre(self, cadre: Cadre) -> Roster:
-        return replace(self, cadres={**self.cadres, cadre.cadre_id: cadre})
-
-
-def fold_roster(records: Iterable[HistoryRecord], roster: Roster | None = None) -> Roster:
-    """The roster from a log (or any records; non-roster events are skipped)."""
-    current = roster or Roster()
-    for record in records:
-        current = current.apply(record)
-    return current
-
-
-def _date(value: str) -> dt.date:
-    return dt.date.fromisoformat(value)
-
-
-def _on_registered(roster: Roster, data: dict[str, Any]) -> Roster:
-    setting = UnitDaySetting(None, data.get("unit_day"))
-    return roster.with_unit(Unit(data["unit_id"], data["name"], data["kind"], (setting,)))
-
-
-def _on_unit_day_set(roster: Roster, data: dict[str, Any]) -> Roster:
-    unit = roster.units[data["unit_id"]]
-    start = _date(data["effective_from"])
-    kept = tuple(s for s in unit.unit_days if s.effective_from is None or s.effective_from < start)
-    settings = (*kept, UnitDaySetting(start, data.get("unit_day")))
-    return roster.with_unit(replace(unit, unit_days=settings))
-
-
-def _on_enrolled(roster: Roster, data: dict[str, Any]) -> Roster:
-    start = _date(data["effective_from"])
-    cadre = Cadre(
-        cadre_id=data["cadre_id"],
-        name=data["name"],
-        role=data["role"],
-        liaison_unit_ids=tuple(data.get("liaison_unit_ids", ())),
-        enrolled_from=start,
-        memberships=(Membership(data["unit_id"], start),),
-    )
-    return roster.with_cadre(cadre)
-
-
-def _on_transferred(roster: Roster, data: dict[str, Any]) -> Roster:
-    cadre = roster.cadres[data["cadre_id"]]
-    start = _date(data["effective_from"])
-    memberships = (*cut(cadre.memberships, start), Membership(data["to_unit_id"], start))
-    return roster.with_cadre(replace(cadre, memberships=memberships))
-
-
-def _on_leave_granted(roster: Roster, data: dict[str, Any]) -> Roster:
-    cadre = roster.cadres[data["cadre_id"]]
-    leave = Leave(_date(data["from"]), _date(data["to"]), data["reason"])
-    return roster.with_cadre(replace(cadre, leaves=(*cadre.leaves, leave)))
-
-
-def _on_left(roster: Roster, data: dict[str, Any]) -> Roster:
-    cadre = roster.cadres[data["cadre_id"]]
-    out = _date(data["effective_from"])
-    memberships = cut(cadre.memberships, out)
-    return roster.with_cadre(replace(cadre, left_from=out, memberships=memberships))
-
-
-_ROSTER_STEPS: dict[str, Callable[[Roster, dict[str, Any]], Roster]] = {
-    UNIT_REGISTERED: _on_registered,
-    UNIT_DAY_SET: _on_unit_day_set,
-    CADRE_ENROLLED: _on_enrolled,
-    CADRE_TRANSFERRED: _on_transferred,
-    CADRE_LEAVE_GRANTED: _on_leave_granted,
-    CADRE_LEFT: _on_left,
-}
 
 
 # --- a visit's own state ------------------------------------------------------------------------
@@ -907,6 +764,23 @@ def _withdraw_participation(
     return [NewEvent(PARTICIPATION_WITHDRAWN, data)]
 
 
+def _remind_cadre(
+    cmd: RemindCadre, history: list[HistoryRecord], roster: Roster,
+    now: dt.datetime, policy: Policy, principal: Principal,
+) -> list[NewEvent]:
+    """Once per rule and level in the cadre's month stream (the timer's command id makes it
+    once across replicas too); only the timer reminds."""
+    if principal.role != TIMER_ROLE:
+        raise Denied(f"role {principal.role} may not send reminders; they are time-driven")
+    roster.cadre(cmd.cadre_id)
+    if any(r.type == CADRE_REMINDED and r.data["rule"] == cmd.rule
+           and r.data["level"] == cmd.level for r in history):
+        return []
+    data = {"cadre_id": cmd.cadre_id, "month": cmd.month, "rule": cmd.rule, "level": cmd.level,
+            "days_so_far": cmd.days_so_far, "fixed_day_met": cmd.fixed_day_met}
+    return [NewEvent(CADRE_REMINDED, data, occurred_at=now)]
+
+
 _DECISIONS: dict[type, Decision] = {
     RegisterUnit: _register_unit,
     SetUnitDay: _set_unit_day,
@@ -919,4 +793,5 @@ _DECISIONS: dict[type, Decision] = {
     RetractVisit: _retract_visit,
     ConfirmParticipation: _confirm_participation,
     WithdrawParticipation: _withdraw_participation,
+    RemindCadre: _remind_cadre,
 }

@@ -297,19 +297,14 @@ class WithdrawParticipationSchema(Schema):
     reason = text(500, required=True)
 
 
-COMMAND_SCHEMAS: dict[type, type[Schema]] = {
-    domain.RegisterUnit: RegisterUnitSchema,
-    domain.SetUnitDay: SetUnitDaySchema,
-    domain.EnrolCadre: EnrolCadreSchema,
-    domain.TransferCadre: TransferCadreSchema,
-    domain.GrantLeave: GrantLeaveSchema,
-    domain.RemoveCadre: RemoveCadreSchema,
-    domain.RecordVisit: RecordVisitSchema,
-    domain.CorrectVisit: CorrectVisitSchema,
-    domain.RetractVisit: RetractVisitSchema,
-    domain.ConfirmParticipation: ConfirmParticipationSchema,
-    domain.WithdrawParticipation: WithdrawParticipationSchema,
-}
+def __getattr__(name: str) -> Any:
+    """`COMMAND_SCHEMAS` (command dataclass -> schema) is the command table's
+    (services/visits/commands.py), which is built from these schemas: read from there."""
+    if name == "COMMAND_SCHEMAS":
+        from services.visits.commands import COMMAND_SCHEMAS
+
+        return COMMAND_SCHEMAS
+    raise AttributeError(name)
 
 
 # --- event data (the event contract) ------------------------------------------------------------
@@ -421,6 +416,17 @@ class PersonalDataDisclosedData(Schema):
     purpose = text(500, required=True)
 
 
+class CadreRemindedData(Schema):
+    """Time-driven: the cadre was still short of the month's quota before its fixed day."""
+
+    cadre_id = ident(required=True)
+    month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
+    rule = ident(required=True)
+    level = ident(required=True)
+    days_so_far = fields.Integer(required=True, strict=True, validate=validate.Range(0, 31))
+    fixed_day_met = fields.Boolean(required=True)
+
+
 EVENT_SCHEMAS: dict[str, type[Schema]] = {
     domain.UNIT_REGISTERED: UnitRegisteredData,
     domain.UNIT_DAY_SET: UnitDaySetData,
@@ -434,6 +440,7 @@ EVENT_SCHEMAS: dict[str, type[Schema]] = {
     domain.PARTICIPATION_CONFIRMED: ParticipationConfirmedData,
     domain.PARTICIPATION_WITHDRAWN: ParticipationWithdrawnData,
     domain.PERSONAL_DATA_DISCLOSED: PersonalDataDisclosedData,
+    domain.CADRE_REMINDED: CadreRemindedData,
 }
 
 

@@ -47,6 +47,7 @@ class Policy:
     fixed_day: int = 28
     min_days: int = 2
     backfill_days: int = 3
+    reminder_lead_days: int = 3
     theme_months: tuple[ThemeMonth, ...] = ()
 
     @property
@@ -95,6 +96,8 @@ class PolicySchema(Schema):
     fixed_day = fields.Integer(load_default=28, strict=True, validate=validate.Range(1, 31))
     min_days = fields.Integer(load_default=2, strict=True, validate=validate.Range(0, 31))
     backfill_days = fields.Integer(load_default=3, strict=True, validate=validate.Range(0, 366))
+    reminder_lead_days = fields.Integer(load_default=3, strict=True,
+                                        validate=validate.Range(0, 27))
     theme_months = fields.Dict(
         keys=fields.String(validate=validate.Regexp(MONTH_PATTERN, error="not a month YYYY-MM")),
         values=fields.Nested(ThemeMonthSchema),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,14 +15,17 @@ from sqlalchemy.engine import Engine
 from shared.eventlog import chain
 from shared.eventlog.audit import Audit
 from shared.eventlog.checkpoints import Checkpoint, Signer, by_position
+from shared.eventlog.group import GroupCommit, Pending
 from shared.eventlog.model import (
     GENESIS_HASH,
     ConcurrencyError,
+    ForgottenSubjectError,
+    Lazy,
     NewEvent,
     Record,
     VerifyReport,
 )
-from shared.eventlog.personal import KeyStore, decrypt, encrypt
+from shared.eventlog.personal import KeyStore, PageKeys, Sealed, encrypt
 from shared.eventlog.storage import Statements, create_schema, make_engine
 from shared.eventlog.upcasting import Upcasters
 
@@ -44,7 +47,7 @@ class _Stored(msgspec.Struct, gc=False):
     version: int
     type: str
     schema_version: int
-    data: dict[str, Any]
+    data: msgspec.Raw  # decoded when a reader asks for it (`Packed`, `Sealed`)
     event_id: str
     command_id: str | None
     actor: str | None
@@ -57,6 +60,31 @@ class _Stored(msgspec.Struct, gc=False):
 
 
 _decode = msgspec.json.Decoder(_Stored).decode
+# what an append can be refused for before anything of it is written (it then fails alone)
+_REFUSALS = (ConcurrencyError, ForgottenSubjectError, ValueError)
+_decode_data = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+class Packed(Lazy):
+    """A record's data with nothing personal in it, decoded on first use (see `Lazy`)."""
+
+    __slots__ = ("_raw", "_data")
+
+    def __init__(self, raw: msgspec.Raw) -> None:
+        self._raw = raw
+        self._data: dict[str, Any] | None = None
+
+    def open(self) -> tuple[dict[str, Any], tuple[str, ...]]:
+        data = self._data
+        if data is None:
+            data = self._data = _decode_data(self._raw)
+        return data, ()
+
+    def redactions(self) -> tuple[str, ...]:
+        return ()
+
+    def withheld(self) -> tuple[dict[str, Any], tuple[str, ...]]:
+        return self.open()
 _new_record = tuple.__new__  # Record's generated __new__ is a Python frame; every field is given
 
 
@@ -111,6 +139,7 @@ class EventLog:
         self._listeners: list[Listener] = []
         self._writer: Any = None  # a pooled connection kept for appends (see `_begin`)
         self._write_lock = threading.Lock()
+        self._group = GroupCommit()
         create_schema(engine)
 
     @classmethod
@@ -171,6 +200,9 @@ class EventLog:
         uses it: in the same transaction when keys share the log's database, else committed
         just before the log commits and removed if that fails (a crash in between leaves a key
         with no data, never data without its key).
+
+        Concurrent appends share commits (`shared.eventlog.group`): the call returns once
+        the commit holding these events is durable, and fails alone if its own checks fail.
         """
         if not stream:
             raise ValueError("stream must be a non-empty string")
@@ -181,32 +213,82 @@ class EventLog:
         keys, new_keys = self.keys.keys_for_writing(subjects)
         sealed = [self._seal(ev, event_id, keys) for ev, event_id in zip(events, ids, strict=True)]
         meta = (command_id, actor, correlation_id or command_id or ids[0], causation_id)
+        pending = Pending(stream, events, ids, keys, new_keys, sealed, expected_version, meta)
+        return self._group.submit(pending, self._commit)
+
+    def _commit(self, batch: list[Pending]) -> None:
+        """One durable commit for every append in `batch` (the group commit's leader runs it).
+
+        Each append is checked before anything of it is written, so one the log refuses - a
+        version conflict, a refused text, a forgotten subject - fails alone and the others
+        commit, with no savepoint to pay for. A database error halfway through an append
+        fails that append: the transaction is rolled back and the others are written again
+        in a new one. An error of the commit itself fails all of them: none was answered.
+        """
         with self._write_lock:
-            cur = self._begin()
-            keys_cur = cur if self.keys.engine is self.engine else None
-            stored_apart = False
-            try:
-                if new_keys and (taken := self.keys.taken(new_keys, keys_cur)):
-                    # another writer made a key since we looked: use theirs
-                    keys.update(taken)
-                    new_keys = {s: k for s, k in new_keys.items() if s not in taken}
-                    sealed = [self._seal(ev, event_id, keys)
-                              for ev, event_id in zip(events, ids, strict=True)]
-                positions, fresh = self._insert(cur, stream, events, ids, sealed,
-                                                expected_version, meta)
-                if fresh and new_keys:  # stored with the first event that uses them
-                    self.keys.store(new_keys, keys_cur)
-                    stored_apart = keys_cur is None
-                self._writer.commit()
-            except BaseException:
-                self._abandon()
-                if stored_apart:
-                    self._drop_orphan_keys(new_keys, positions[0], ids[0])
-                raise
+            todo = batch
+            while todo:
+                todo = self._commit_once(todo)
+        fresh = [p.positions[-1] for p in batch if p.fresh and p.error is None]
         if fresh:
             for listener in self._listeners:
-                listener(positions[-1])
-        return positions
+                listener(fresh[-1])
+
+    def _commit_once(self, batch: list[Pending]) -> list[Pending]:
+        """Write and commit `batch`; the appends to write again if one failed half-written."""
+        cur = self._begin()
+        keys_cur = cur if self.keys.engine is self.engine else None
+        try:
+            for pending in batch:
+                pending.written = False
+                try:
+                    self._write(cur, keys_cur, pending)
+                except Exception as exc:  # noqa: BLE001 - it is this append's answer
+                    pending.error = exc
+                    if pending.written or not isinstance(exc, _REFUSALS):
+                        self._undo(batch)
+                        return [p for p in batch if p.error is None]
+            if all(p.error is not None for p in batch):
+                self._abandon()  # nothing was written
+                return []
+            self._writer.commit()
+        except BaseException:
+            self._undo(batch)
+            raise
+        return []
+
+    def _undo(self, batch: list[Pending]) -> None:
+        """Roll back a transaction that will not commit, and the keys stored apart for it."""
+        self._abandon()
+        for pending in batch:
+            if pending.stored_apart:
+                self._drop_orphan_keys(pending.new_keys, *pending.first)
+                pending.stored_apart = False
+
+    def _write(self, cur: Any, keys_cur: Any, pending: Pending) -> None:
+        """Inside the commit: one append's key check, checks and insert, and key storage."""
+        keys, new_keys, sealed = pending.keys, pending.new_keys, pending.sealed
+        events, ids = pending.events, pending.ids
+        if new_keys and (taken := self.keys.taken(new_keys, keys_cur)):
+            # another writer made a key since we looked: use theirs
+            keys.update(taken)
+            new_keys = pending.new_keys = {s: k for s, k in new_keys.items() if s not in taken}
+            sealed = [self._seal(ev, event_id, keys)
+                      for ev, event_id in zip(events, ids, strict=True)]
+        rows, positions, fresh = self._rows(cur, pending.stream, events, ids, sealed,
+                                            pending.expected_version, pending.meta)
+        pending.positions, pending.fresh = positions, fresh
+        if not fresh:
+            return
+        pending.written = True
+        if len(rows) == 1:
+            cur.execute(self._sql.insert, rows[0])
+        else:
+            cur.executemany(self._sql.insert, rows)
+        pending.first = (positions[0], ids[0])
+        if new_keys:  # stored with the first event that uses them
+            self.keys.store(new_keys, keys_cur)
+            pending.stored_apart = keys_cur is None
 
     def _begin(self) -> Any:
         """A cursor holding the log's write lock, on the connection appends go through.
@@ -239,19 +321,20 @@ class EventLog:
             self._writer.invalidate()
             self._writer = None
 
-    def _insert(
+    def _rows(
         self, cur: Any, stream: str, events: Sequence[NewEvent], ids: list[str],
         sealed: list[tuple[dict[str, Any], list[str] | None]], expected_version: int | None,
         meta: tuple[str | None, str | None, str, str | None],
-    ) -> tuple[list[int], bool]:
-        """Inside the writer lock: idempotency, version check, chaining, insert."""
+    ) -> tuple[list[tuple[Any, ...]], list[int], bool]:
+        """Inside the writer lock: idempotency, version check, chaining; the rows to insert
+        (none for a retried command, whose positions are returned), nothing written yet."""
         sql = self._sql
         command_id = meta[0]
         if command_id is not None:
             cur.execute(sql.by_command, (command_id,))
             done = [r[0] for r in cur.fetchall()]
             if done:
-                return done, False
+                return [], done, False
         cur.execute(sql.head, (stream,))
         head = cur.fetchone()
         actual, position, prev, last = head or (0, 0, GENESIS_HASH, None)
@@ -279,11 +362,7 @@ class EventLog:
             hash_ = chain.link(prev, record)
             rows.append((position, record, prev, hash_))
             prev = hash_
-        if len(rows) == 1:
-            cur.execute(sql.insert, rows[0])
-        else:
-            cur.executemany(sql.insert, rows)
-        return [r[0] for r in rows], True
+        return rows, [r[0] for r in rows], True
 
     def _drop_orphan_keys(self, new_keys: dict[str, bytes], position: int, event_id: str) -> None:
         """After a failed log commit, remove the keys stored for it in the key database, unless
@@ -348,12 +427,24 @@ class EventLog:
     def stream_version(self, stream: str) -> int:
         return int(self._fetch(self._sql.version, (stream,))[0][0])
 
-    def read(self, after: int = 0, limit: int | None = None) -> Iterator[Record]:
-        """Records after `position`, in order, fetched page by page (constant memory)."""
+    def read(
+        self, after: int = 0, limit: int | None = None, *, types: Iterable[str] | None = None
+    ) -> Iterator[Record]:
+        """Records after `position`, in order, fetched page by page (constant memory).
+
+        `types` keeps only records of those types, chosen by the database (an index on type
+        and position), so a fold that needs a few kinds of event among many reads only them;
+        `limit` then counts the records returned.
+        """
+        wanted = tuple(dict.fromkeys(types)) if types is not None else None
+        if wanted == ():
+            return
+        sql = self._sql.page if wanted is None else self._sql.page_of(len(wanted))
         remaining = limit
         while remaining is None or remaining > 0:
             size = PAGE if remaining is None else min(PAGE, remaining)
-            page = self._fetch(self._sql.page, (after, size))
+            params = (after, size) if wanted is None else (*wanted, after, size)
+            page = self._fetch(sql, params)
             count, after = len(page), page[-1][0] if page else after
             yield from self._records(page)
             del page  # before the next fetch (see PAGE)
@@ -362,12 +453,15 @@ class EventLog:
             if remaining is not None:
                 remaining -= count
 
-    def read_until(self, instant: datetime, after: int = 0) -> Iterator[Record]:
+    def read_until(
+        self, instant: datetime, after: int = 0, *, types: Iterable[str] | None = None
+    ) -> Iterator[Record]:
         """Everything recorded up to `instant`: the log as it stood then (for as-of replay).
 
-        Recorded time never goes back along the log, so this is a prefix of `read()`.
+        Recorded time never goes back along the log, so this is a prefix of `read()` (of
+        `read(types=...)` when `types` is given).
         """
-        for record in self.read(after=after):
+        for record in self.read(after=after, types=types):
             if record.recorded_at > instant:
                 return
             yield record
@@ -380,19 +474,26 @@ class EventLog:
         return records
 
     def _records(self, page: Sequence[tuple[Any, ...]]) -> Iterator[Record]:
-        """Records from stored rows: each text decoded once, keys fetched once per page."""
+        """Records from stored rows: each text decoded once, but its data only when a reader
+        asks for it (`Packed`), and personal data decrypted only then (`Sealed`: the page's
+        keys are fetched together, on the first such read)."""
         service, upcasters = self.service, self.upcasters
+        upcasting = bool(upcasters)
         stored = [_decode(row[1]) for row in page]
         subjects = {d.subject for d in stored if d.personal and d.subject is not None}
-        keys = self.keys.keys(subjects) if subjects else {}
+        keys = PageKeys(self.keys, subjects) if subjects else None
         for (position, _, prev_hash, hash_), d in zip(page, stored, strict=True):
-            data, version = d.data, d.schema_version
+            data: Any
+            version = d.schema_version
             personal: tuple[str, ...] = ()
-            redacted: tuple[str, ...] = ()
             if d.personal:
                 personal = tuple(d.personal)
-                data, redacted = decrypt(data, personal, keys.get(d.subject or ""), d.event_id)
-            if upcasters:
+                data = Sealed(d.data, personal, d.subject, d.event_id, keys)  # type: ignore[arg-type]
+            else:
+                data = Packed(d.data)
+            redacted: tuple[str, ...] = ()
+            if upcasting and upcasters.upcasts(d.type, version):  # old data: opened now
+                data, redacted = data.open()
                 version, data = upcasters.upcast(d.type, version, data)
             yield _new_record(Record, (
                 position, d.stream, d.version, d.type, version, data, d.event_id, d.command_id,

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (
@@ -29,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 
 from shared.eventlog.chain import dumps
-from shared.eventlog.model import ForgottenSubjectError
+from shared.eventlog.model import ForgottenSubjectError, Lazy
 from shared.eventlog.storage import exclusive
 
 ENCRYPTED = "$enc"
@@ -83,25 +84,32 @@ class KeyStore:
         wanted = set(subjects)
         if not wanted:
             return {}, {}
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(subject_keys.c.subject, subject_keys.c.key, subject_keys.c.erased_at)
-                .where(subject_keys.c.subject.in_(wanted))
-            ).all()
+        rows = self._select(wanted)
         known = _usable(rows)
         fresh = {s: AESGCM.generate_key(bit_length=256) for s in wanted - known.keys()}
         return {**known, **fresh}, fresh
+
+    def _select(self, subjects: set[str]) -> list[Any]:
+        """(subject, key, erased_at) rows of these subjects, on a bare pooled connection:
+        SQLAlchemy's statement machinery cost more than the query on every append."""
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            mark = "?" if self.dialect == "sqlite" else "%s"
+            cur.execute("SELECT subject, key, erased_at FROM subject_keys WHERE subject IN "
+                        f"({', '.join([mark] * len(subjects))})", tuple(subjects))
+            rows = list(cur.fetchall())
+            raw.commit()
+            return rows
+        finally:
+            raw.close()
 
     def taken(self, fresh: Fresh, cur: Any | None) -> dict[str, bytes]:
         """Inside the append's critical section: keys another writer made meanwhile for subjects
         of `fresh` (the append must use those instead). `cur` is the append's own cursor when
         the keys share the log's database, else None (the key database is asked)."""
         if cur is None:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(subject_keys.c.subject, subject_keys.c.key, subject_keys.c.erased_at)
-                    .where(subject_keys.c.subject.in_(fresh))
-                ).all()
+            rows = self._select(set(fresh))
         else:
             mark = "?" if self.dialect == "sqlite" else "%s"
             cur.execute(
@@ -227,3 +235,61 @@ def decrypt(
             continue
         parent[leaf] = json.loads(plain)
     return data, tuple(redacted)
+
+
+class PageKeys:
+    """The keys of the subjects of one page of records, fetched together on first need: a
+    page whose personal fields nobody opens costs no key lookup at all."""
+
+    __slots__ = ("_store", "_subjects", "_keys")
+
+    def __init__(self, store: KeyStore, subjects: set[str]) -> None:
+        self._store, self._subjects = store, subjects
+        self._keys: dict[str, bytes | None] | None = None
+
+    def get(self, subject: str | None) -> bytes | None:
+        if self._keys is None:
+            self._keys = self._store.keys(self._subjects)
+        return self._keys.get(subject or "")
+
+
+class Sealed(Lazy):
+    """A record's data as stored, undecoded, personal paths still encrypted (see `Lazy`)."""
+
+    __slots__ = ("_raw", "_paths", "_subject", "_aad", "_keys", "_opened")
+
+    def __init__(self, raw: bytes | msgspec.Raw, paths: tuple[str, ...], subject: str | None,
+                 aad: str, keys: PageKeys) -> None:
+        self._raw, self._paths, self._subject, self._aad = raw, paths, subject, aad
+        self._keys = keys
+        self._opened: tuple[dict[str, Any], tuple[str, ...]] | None = None
+
+    def open(self) -> tuple[dict[str, Any], tuple[str, ...]]:
+        opened = self._opened
+        if opened is None:
+            key = self._keys.get(self._subject)
+            opened = decrypt(msgspec.json.decode(self._raw), self._paths, key, self._aad)
+            self._opened = opened
+        return opened
+
+    def withheld(self) -> tuple[dict[str, Any], tuple[str, ...]]:
+        if self._opened is not None:
+            out, redacted = json.loads(dumps(self._opened[0])), self._opened[1]
+        else:
+            out = msgspec.json.decode(self._raw)
+            erased = self._keys.get(self._subject) is None
+            redacted = tuple(p for p in self._paths if erased and _sealed_at(out, p))
+        for path in self._paths:
+            parent, leaf = _parent(out, path)
+            if parent is not None and leaf in parent:
+                parent[leaf] = None
+        return out, redacted
+
+    def __repr__(self) -> str:
+        return f"Sealed(personal={self._paths!r}, opened={self._opened is not None})"
+
+
+def _sealed_at(data: dict[str, Any], path: str) -> bool:
+    parent, leaf = _parent(data, path)
+    value = parent.get(leaf) if parent is not None else None
+    return isinstance(value, dict) and ENCRYPTED in value

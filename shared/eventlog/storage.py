@@ -73,7 +73,11 @@ def log_table(dialect: str) -> Table:
     with_command = table.c.command_id.is_not(None)
     Index("ix_event_log_command_id", table.c.command_id,
           sqlite_where=with_command, postgresql_where=with_command)
+    Index(TYPE_INDEX, table.c.type, table.c.position)
     return table
+
+
+TYPE_INDEX = "ix_event_log_type_position"
 
 
 SQLITE_TRIGGERS = [
@@ -148,7 +152,10 @@ def exclusive(engine: Engine, name: str) -> Iterator[Connection]:
 def create_schema(engine: Engine) -> None:
     """Create the log table and its append-only triggers (idempotent, safe across processes)."""
     with exclusive(engine, "grassroots.schema") as conn:
-        log_table(engine.dialect.name).metadata.create_all(conn)
+        table = log_table(engine.dialect.name)
+        table.metadata.create_all(conn)
+        for index in table.indexes:  # a log made before an index was added gets it now
+            index.create(conn, checkfirst=True)
         triggers = POSTGRES_TRIGGERS if engine.dialect.name == "postgresql" else SQLITE_TRIGGERS
         for ddl in triggers:
             conn.execute(text(ddl))  # text() escapes the '%' psycopg2 would read as a param
@@ -226,6 +233,18 @@ class Statements:
             f"SELECT {READ} FROM event_log WHERE position > {mark} ORDER BY position LIMIT {mark}"
         )
         self.stream = f"SELECT {READ} FROM event_log WHERE stream = {mark} ORDER BY version"
+        self._mark = mark
+
+    def page_of(self, types: int) -> str:
+        """A page of records of `types` given types (their names are the first parameters).
+
+        Served by the (type, position) index: a fold that wants the few roster events among
+        170,000 visits reads those, not the visits."""
+        marks = ", ".join([self._mark] * types)
+        return (
+            f"SELECT {READ} FROM event_log WHERE type IN ({marks}) AND position > {self._mark} "
+            f"ORDER BY position LIMIT {self._mark}"
+        )
 
     def begin_append(self, cur: Any) -> None:
         """Take the single-writer lock that keeps positions in commit order."""

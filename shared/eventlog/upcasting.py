@@ -29,6 +29,10 @@ class Upcasters:
     def __bool__(self) -> bool:
         return bool(self._steps)
 
+    def upcasts(self, type_: str, version: int) -> bool:
+        """Whether data of this type and version is lifted on read (else it is read as is)."""
+        return (type_, version) in self._steps
+
     def upcast(self, type_: str, version: int, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Apply the chain of steps from `version` for as long as one is registered."""
         step = self._steps.get((type_, version))

@@ -1,7 +1,10 @@
-"""Service configuration: each service's `config.yml`, read the way `nameko run` reads it.
+"""Service configuration: `services/base.yml` (what every service shares) under each service's
+`config.yml` (its own keys and overrides), read the way `nameko run` reads a file.
 
 Values are `${VAR:default}` substitutions, so operators configure everything through
-environment variables (see docker-compose.yml); the CLI and tests read the same files.
+environment variables (see docker-compose.yml); `shared.runtime.serve` (so `grassroots up` and
+the containers), the CLI and tests read the same files. Which services exist is the catalogue's
+business (shared/runtime/catalogue.py).
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ from nameko.cli.main import IMPLICIT_ENV_VAR_MATCHER, env_var_constructor
 ROOT = Path(__file__).resolve().parents[2]
 # Where `grassroots up` keeps its state: databases, logs, broker data, tokens, signing key.
 VAR = Path(os.environ.get("GRASSROOTS_VAR") or ROOT / "var")
-SERVICES = ("visits", "compliance", "gateway")
-WRITE_SERVICES = ("visits",)
+BASE_CONFIG = ROOT / "services" / "base.yml"
 
 
 def config_path(service: str) -> Path:
@@ -33,7 +35,22 @@ _ConfigLoader.add_constructor("!env_var", env_var_constructor)
 _ConfigLoader.add_implicit_resolver("!env_var", IMPLICIT_ENV_VAR_MATCHER, None)
 
 
+def _read(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.load(fh, Loader=_ConfigLoader) or {}  # noqa: S506 - a safe loader
+
+
+def load_config_file(path: Path | str) -> dict[str, Any]:
+    """A service's config.yml over the base, with the current environment substituted; the
+    service (the file's folder) names itself in its log lines."""
+    path = Path(path)
+    config = {**_read(BASE_CONFIG), **_read(path)}
+    for formatter in (config.get("LOGGING") or {}).get("formatters", {}).values():
+        if "format" in formatter:
+            formatter["format"] = formatter["format"].replace("{service}", path.parent.name)
+    return config
+
+
 def load_config(service: str) -> dict[str, Any]:
     """The service's configuration with the current environment substituted."""
-    with open(config_path(service), encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=_ConfigLoader) or {}  # noqa: S506 - a safe loader
+    return load_config_file(config_path(service))

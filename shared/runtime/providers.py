@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -95,11 +95,12 @@ class ProjectorProvider(DependencyProvider):
 class Fold(DependencyProvider):
     """State folded in memory from the service's own log, shared by its workers."""
 
-    def __init__(self, initial: Callable[[], Any], step: Callable[[Any, Record], Any]) -> None:
-        self.initial, self.step = initial, step
+    def __init__(self, initial: Callable[[], Any], step: Callable[[Any, Record], Any],
+                 types: Iterable[str] | None = None) -> None:
+        self.initial, self.step, self.types = initial, step, types
 
     def setup(self) -> None:
-        self.fold = MemoryFold(self.initial(), self.step)
+        self.fold = MemoryFold(self.initial(), self.step, self.types)
 
     def get_dependency(self, worker_ctx: Any) -> MemoryFold[Any]:
         return self.fold

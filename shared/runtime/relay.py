@@ -33,7 +33,7 @@ from shared.eventlog import EventLog
 from shared.eventlog.storage import exclusive
 from shared.runtime import wire
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 metadata = MetaData()
 relay_checkpoints = Table(
     "relay_checkpoints",
@@ -173,7 +173,7 @@ class Relay:
                 if sent < self.batch:
                     wait(poll_interval)
             except Exception as exc:  # broker or database away: keep trying, say so once
-                log.warning("relay %s: %s; retrying in %.1fs", self.log.service, exc, backoff)
+                logger.warning("relay %s: %s; retrying in %.1fs", self.log.service, exc, backoff)
                 wait(backoff)
                 backoff = min(backoff * 2, 30.0)
         self.checkpoints.release()

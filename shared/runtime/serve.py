@@ -1,6 +1,8 @@
-"""`python -m shared.runtime.serve run --config ... services.X.service`: `nameko run`, minus the
-libraries' deprecation notices in the service logs (see shared.runtime.quiet), under a umask of 077
-(see shared.runtime.private)."""
+"""`python -m shared.runtime.serve run --config services/X/config.yml services.X.service`:
+`nameko run`, with the configuration read as shared.runtime.config reads it (services/base.yml
+under the service's own file), the catalogued class of a service module (which also holds the
+base classes), without the libraries' deprecation notices in the service logs (see
+shared.runtime.quiet), under a umask of 077 (see shared.runtime.private)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,34 @@ import sys
 from shared.runtime.private import private_umask
 from shared.runtime.quiet import quiet
 
+
+def main() -> int:
+    import logging.config
+
+    from nameko.cli.main import setup_parser
+
+    if sys.argv[1:2] != ["run"]:  # another nameko command: nameko's own CLI
+        from nameko.cli.main import main as nameko_main
+
+        return int(nameko_main() or 0)
+    args, _unknown = setup_parser().parse_known_args()
+    import eventlet
+
+    eventlet.monkey_patch()  # as `nameko run` does, before the services are imported
+    from nameko.cli.run import import_service, run
+
+    from shared.runtime.catalogue import class_path
+    from shared.runtime.config import load_config_file
+
+    config = load_config_file(args.config) if args.config else {"AMQP_URI": args.broker}
+    if "LOGGING" in config:
+        logging.config.dictConfig(config["LOGGING"])
+    services = [cls for path in args.services for cls in import_service(class_path(path))]
+    run(services, config, backdoor_port=args.backdoor_port)
+    return 0
+
+
 if __name__ == "__main__":
     private_umask()  # the service's databases and files are this user's only
     quiet()
-    from nameko.cli.main import main
-
     sys.exit(main())

@@ -1,5 +1,6 @@
-"""Benchmarks, printed as one JSON object: `grassroots bench log`
-(or `python -m shared.tools.bench log`).
+"""Benchmarks, printed as one JSON object: `grassroots bench log` and `grassroots bench
+district` (or `python -m shared.tools.bench log|district`; the district bench is in
+`bench_district`).
 
 `bench_log` measures the event log on SQLite files (WAL, synchronous=FULL) and does the same
 work with the `eventsourcing` library's SQLite application recorder, the peer it is compared
@@ -341,14 +342,37 @@ def bench_log(events: int = 20000, rounds: int = 5, single: int | None = None) -
     return result
 
 
+def district_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `bench district` (here, so the CLI can offer them without importing
+    the services the district bench needs)."""
+    group = parser.add_argument_group("district")
+    group.add_argument("--cadres", type=int, default=5000, help="district: cadres")
+    group.add_argument("--months", type=int, default=12, help="district: months of visits")
+    group.add_argument("--seed", type=int, default=7, help="district: random seed")
+    group.add_argument("--commands", type=int, default=2000,
+                       help="district: visits decided for service_commands_s")
+    group.add_argument("--appends", type=int, default=4000,
+                       help="district: single-event appends for the concurrent figures")
+    group.add_argument("--cache", type=Path, default=Path("var/bench"),
+                       help="district: where built logs are kept and reused")
+    group.add_argument("--quick", action="store_true",
+                       help="district: a small district and short runs (tests, smoke)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="grassroots bench", description=__doc__)
-    parser.add_argument("what", choices=["log"], help="what to measure")
+    parser.add_argument("what", choices=["log", "district"], help="what to measure")
     parser.add_argument("--events", type=int, default=20000, help="events to append in batches")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     parser.add_argument("--single", type=int, default=None,
                         help="events appended one per transaction (default: events / 10)")
+    district_options(parser)
     args = parser.parse_args(argv)
+    if args.what == "district":
+        from shared.tools.bench_district import bench_district
+
+        print(json.dumps(bench_district(args), indent=2))
+        return 0
     if args.events < BATCH:
         parser.error(f"--events must be at least {BATCH}")
     result = bench_log(args.events, rounds=args.rounds, single=args.single)

@@ -23,6 +23,12 @@ keep RPC apart: publishing checks the routing key against `write`, binding a que
 binding key against `read`, so the compliance user can call `visits.read_log` and
 `visits.status` but not `visits.record_visit`, and cannot bind a queue of its own to listen in.
 
+The grants are made from the catalogue (shared/runtime/catalogue.py) by each service's kind: a
+write service serves its RPCs and publishes `<name>.events`; a view serves its own, folds the
+logs it reads and calls their `read_log`/`status`; the edge calls every service but a log dump,
+an erasure or a rebuild; the operator's CLI, status, erasure and rebuild. A new service gets its
+user by its catalogue entry.
+
 Passwords are made with `secrets` and kept in `var/broker/users.json` (0600, folder 0700),
 never in the repository; `definitions()` renders the users for RabbitMQ's definitions import,
 which the local node loads on boot and Compose renders from `docker/rabbitmq/`.
@@ -41,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from shared.runtime import catalogue
 
 VHOST = "/"
 RPC_EXCHANGE = "nameko-rpc"
@@ -69,50 +77,75 @@ class Grant:
 
 _STANDALONE_REPLY = rf"rpc\.reply-standalone_rpc_proxy-{UUID}"
 _RPC = r"nameko-rpc"
-_EVENTS = r"visits\.events"
 
-GRANTS: dict[str, Grant] = {
-    # Serves visits.* over RPC, publishes its log's events; calls nothing.
-    "visits": Grant(
-        configure=_any(_RPC, _EVENTS, r"rpc-visits"),
-        write=_any(_RPC, _EVENTS, r"rpc-visits"),
-        read=_any(_RPC, r"rpc-visits"),
-        topics={RPC_EXCHANGE: (_any(UUID), _any(r"visits\.\*")),
-                EVENTS_EXCHANGE: (".*", NOTHING)},
-    ),
-    # Serves compliance.*, folds visits' events, catches up over visits.read_log/status.
-    "compliance": Grant(
-        configure=_any(_RPC, _EVENTS, r"rpc-compliance", r"evt-visits-.+--compliance\..+",
-                       _STANDALONE_REPLY),
-        write=_any(_RPC, r"rpc-compliance", r"evt-visits-.+--compliance\..+", _STANDALONE_REPLY),
-        read=_any(_RPC, _EVENTS, r"rpc-compliance", r"evt-visits-.+--compliance\..+",
-                  _STANDALONE_REPLY),
-        topics={RPC_EXCHANGE: (_any(r"visits\.(read_log|status)", UUID),
-                               _any(r"compliance\.\*", UUID)),
-                EVENTS_EXCHANGE: (NOTHING, _any("#"))},
-    ),
-    # The HTTP edge: calls what its routes need; never the log dump, an erasure or a rebuild.
-    "gateway": Grant(
-        configure=_any(_RPC, rf"rpc\.reply-gateway-{UUID}"),
-        write=_any(_RPC, rf"rpc\.reply-gateway-{UUID}"),
-        read=_any(_RPC, rf"rpc\.reply-gateway-{UUID}"),
-        topics={RPC_EXCHANGE: (
-            _any(r"visits\.(?!read_log$|forget_resident$)[a-z_]+",
-                 r"compliance\.(?!rebuild$)[a-z_]+"),
-            _any(UUID)),
-                EVENTS_EXCHANGE: (NOTHING, NOTHING)},
-    ),
+
+def _events(service: str) -> str:
+    return rf"{service}\.events"
+
+
+def _topics(rpc: tuple[str, str], events: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+    """Topic rights on the RPC exchange and on every write service's events exchange (each
+    one listed, so none is left unrestricted)."""
+    return {RPC_EXCHANGE: rpc, **{f"{name}.events": events.get(name, (NOTHING, NOTHING))
+                                  for name in catalogue.names("write")}}
+
+
+def _write_grant(name: str) -> Grant:
+    """Serves <name>.* over RPC, publishes its log's events; calls nothing."""
+    return Grant(
+        configure=_any(_RPC, _events(name), rf"rpc-{name}"),
+        write=_any(_RPC, _events(name), rf"rpc-{name}"),
+        read=_any(_RPC, rf"rpc-{name}"),
+        topics=_topics((_any(UUID), _any(rf"{name}\.\*")), {name: (".*", NOTHING)}),
+    )
+
+
+def _view_grant(name: str, reads: tuple[str, ...]) -> Grant:
+    """Serves <name>.*, folds the events of the logs it reads (its own durable queues), and
+    catches up over their read_log/status."""
+    queues = [rf"evt-{source}-.+--{name}\..+" for source in reads]
+    events = [_events(source) for source in reads]
+    return Grant(
+        configure=_any(_RPC, *events, rf"rpc-{name}", *queues, _STANDALONE_REPLY),
+        write=_any(_RPC, rf"rpc-{name}", *queues, _STANDALONE_REPLY),
+        read=_any(_RPC, *events, rf"rpc-{name}", *queues, _STANDALONE_REPLY),
+        topics=_topics((_any(*(rf"{source}\.(read_log|status)" for source in reads), UUID),
+                        _any(rf"{name}\.\*", UUID)),
+                       {source: (NOTHING, _any("#")) for source in reads}),
+    )
+
+
+def _caller_grant(user: str, methods: Mapping[str, str]) -> Grant:
+    """Calls the given methods (a regex per service) and listens to no events."""
+    reply = _STANDALONE_REPLY if user == "operator" else rf"rpc\.reply-{user}-{UUID}"
+    return Grant(
+        configure=_any(_RPC, reply), write=_any(_RPC, reply), read=_any(_RPC, reply),
+        topics=_topics((_any(*(rf"{name}\.{m}" for name, m in methods.items())), _any(UUID)),
+                       {}),
+    )
+
+
+def _grants() -> dict[str, Grant]:
+    """One user per service in the catalogue, by its kind, and the operator's tools."""
+    grants: dict[str, Grant] = {}
+    # The HTTP edge calls what its routes need; never a log dump, an erasure or a rebuild.
+    edge = {s.name: "(?!read_log$|forget_resident$)[a-z_]+" if s.kind == "write"
+            else "(?!rebuild$)[a-z_]+" for s in catalogue.SERVICES if s.kind != "edge"}
     # The CLI (`grassroots status`, `projections rebuild`): status, rebuild, erasure.
-    "operator": Grant(
-        configure=_any(_RPC, _STANDALONE_REPLY),
-        write=_any(_RPC, _STANDALONE_REPLY),
-        read=_any(_RPC, _STANDALONE_REPLY),
-        topics={RPC_EXCHANGE: (
-            _any(r"visits\.(status|forget_resident)", r"compliance\.(status|rebuild)"),
-            _any(UUID)),
-                EVENTS_EXCHANGE: (NOTHING, NOTHING)},
-    ),
-}
+    operator = {s.name: "(status|forget_resident)" if s.kind == "write" else "(status|rebuild)"
+                for s in catalogue.SERVICES if s.kind != "edge"}
+    for service in catalogue.SERVICES:
+        if service.kind == "write":
+            grants[service.name] = _write_grant(service.name)
+        elif service.kind == "view":
+            grants[service.name] = _view_grant(service.name, service.reads)
+        else:
+            grants[service.name] = _caller_grant(service.name, edge)
+    grants["operator"] = _caller_grant("operator", operator)
+    return grants
+
+
+GRANTS: dict[str, Grant] = _grants()
 USERS = tuple(GRANTS)
 
 

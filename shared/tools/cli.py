@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from shared.runtime import catalogue
 from shared.runtime.private import private_umask
 from shared.runtime.quiet import quiet
 
@@ -58,11 +59,19 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.what == "api":  # the HTTP write path against the framework's floor
+        from shared.tools.bench_api import main as bench_api_main
+
+        return bench_api_main(["--requests", str(args.requests)])
     from shared.tools.bench import main as bench_main
 
     argv = [args.what, "--events", str(args.events), "--rounds", str(args.rounds)]
     if args.single is not None:
         argv += ["--single", str(args.single)]
+    if args.what == "district":  # the district year's options, passed on as given
+        argv += ["--cadres", str(args.cadres), "--months", str(args.months), "--seed",
+                 str(args.seed), "--commands", str(args.commands), "--appends",
+                 str(args.appends), "--cache", str(args.cache), *(["--quick"] * args.quick)]
     return bench_main(argv)
 
 
@@ -98,13 +107,18 @@ def parser() -> argparse.ArgumentParser:
     projections = sub.add_parser("projections", help="operate projections").add_subparsers(
         dest="projections_command", required=True)
     rebuild = command("rebuild", _rebuild, "rebuild a projection from the logs", projections)
-    rebuild.add_argument("projection", choices=["compliance"])
+    rebuild.add_argument("projection", choices=catalogue.names("view"))
     bench = command("bench", _bench, "benchmarks, printed as JSON")
-    bench.add_argument("what", choices=["log"])
+    bench.add_argument("what", choices=["log", "api", "district"])
+    bench.add_argument("--requests", type=int, default=400,
+                       help="api: POST /visits per client count and side")
     bench.add_argument("--events", type=int, default=20000, help="events appended in batches")
     bench.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     bench.add_argument("--single", type=int, default=None,
                        help="events appended one per transaction (default: events / 10)")
+    from shared.tools.bench import district_options
+
+    district_options(bench)
     return top
 
 

@@ -21,7 +21,8 @@ from typing import Any, TextIO
 import requests
 
 from shared.eventlog import Signer
-from shared.runtime.config import ROOT, SERVICES, VAR, WRITE_SERVICES
+from shared.runtime import catalogue
+from shared.runtime.config import ROOT, VAR, config_path
 from shared.runtime.trust import ENV_VAR as PRINCIPAL_ENV
 from shared.runtime.trust import principal_key
 from shared.tools import brokerauth
@@ -70,13 +71,13 @@ class Platform:
         if uri and amqp_answers(uri):
             self.amqp_uri = uri
             self.service_uris = {name: os.environ.get(f"{name.upper()}_AMQP_URI") or uri
-                                 for name in SERVICES}
+                                 for name in catalogue.names()}
             self.say(f"broker: using {uri.split('@')[-1]}")
             return
         port = int(os.environ.get("GRASSROOTS_AMQP_PORT", "5672"))
         rabbit = LocalRabbit(self.var / "rabbitmq", port, f"grassroots-{port}",
                              users_file=users_file(self.var))
-        self.service_uris = {name: rabbit.uris[name] for name in SERVICES}
+        self.service_uris = {name: rabbit.uris[name] for name in catalogue.names()}
         if amqp_answers(rabbit.uri):
             self.amqp_uri = rabbit.uri  # left running by an earlier `up` that was killed
             self.say(f"broker: reusing the local RabbitMQ node on 127.0.0.1:{port}")
@@ -91,9 +92,9 @@ class Platform:
         env = dict(os.environ)
         env.update(AMQP_URI=self.service_uris.get(service or "", self.amqp_uri),
                    GATEWAY_ADDRESS=self.api, PYTHONWARNINGS=QUIET)
-        for name in SERVICES:  # every database in var/ unless the operator names one
+        for name in catalogue.names():  # every database in var/ unless the operator names one
             env.setdefault(f"{name.upper()}_DATABASE_URL", f"sqlite:///{self.var / name}.db")
-        for name in WRITE_SERVICES:  # residents' keys apart from the logs, in var/keys/
+        for name in catalogue.names("write"):  # residents' keys apart from the logs
             env.setdefault(f"{name.upper()}_KEYS_DATABASE_URL",
                            f"sqlite:///{self.var / 'keys' / name}.db")
         env.setdefault("GRASSROOTS_TOKENS", str(self.var / "tokens.json"))
@@ -108,7 +109,7 @@ class Platform:
         out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "shared.runtime.serve", "run", "--config",
-             str(ROOT / "services" / name / "config.yml"), f"services.{name}.service"],
+             str(config_path(name)), catalogue.get(name).cls],
             cwd=ROOT, env=self.env(name), stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -190,9 +191,10 @@ def up() -> int:
         signal.signal(signal.SIGTERM, on_signal)
         try:
             platform.start_broker()
-            for name in SERVICES:
+            for name in catalogue.names():
                 platform.start_service(name)
-            platform.say(f"services: starting {', '.join(SERVICES)} (logs in {VAR / 'log'}) ...")
+            platform.say(f"services: starting {', '.join(catalogue.names())} "
+                         f"(logs in {VAR / 'log'}) ...")
             platform.wait_ready()
             STATE.write_text(json.dumps({"amqp_uri": platform.amqp_uri, "api": platform.api,
                                          "pid": os.getpid()}))
@@ -264,9 +266,7 @@ def status(out: TextIO = sys.stdout) -> int:
             print(f"gateway: DOWN ({type(exc).__name__})", file=out)
             healthy = False
     with cluster(uri, timeout=5) as rpc:
-        for name in SERVICES:
-            if name == "gateway":
-                continue
+        for name in catalogue.names("write", "view"):  # the edge answers /healthz above
             try:
                 report = getattr(rpc, name).status()
             except Exception as exc:  # a dead service times out: say which

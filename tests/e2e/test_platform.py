@@ -16,7 +16,7 @@ from kombu import Connection, Producer
 
 from shared.runtime import wire
 from shared.runtime.auth import TokenStore
-from shared.runtime.config import SERVICES
+from shared.runtime.catalogue import names as service_names
 from shared.runtime.relay import event_exchange
 from shared.runtime.rpc import cluster
 from shared.tools.broker import free_port
@@ -71,7 +71,7 @@ def platform(broker_uris: dict[str, str],
     p = Platform(out=io.StringIO(), var=var, env=env)
     # Each service logs in as its own broker user, the operator's tools as the operator.
     p.amqp_uri, p.service_uris, p.api = broker_uris["operator"], broker_uris, address
-    for name in SERVICES:
+    for name in service_names():
         p.start_service(name)
     try:
         p.wait_ready(90)

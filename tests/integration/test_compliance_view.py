@@ -20,7 +20,7 @@ from typing import Any
 
 import eventlet
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Engine
 
 from services.compliance import projection
@@ -225,7 +225,7 @@ def test_a_rebuild_gives_the_same_view(district, live):
         conn.execute(projection.participations.delete())
         conn.execute(projection.participations.insert().values(
             visit_id="ghost", cadre_id="agriculture-01", date=dt.date(2024, 5, 28),
-            backfilled=False))
+            backfilled=False, confirmed=True, made_at=1, ended_at=projection.OPEN))
     progress: list[int] = []
     assert view.rebuild(district.fetch, progress=lambda _s, p: progress.append(p)) == len(
         district.records)
@@ -260,3 +260,31 @@ def test_replicas_opening_a_fresh_view_database_at_once(postgres):
     assert [p.checkpoints() for p in made] == [{"visits": 0}] * 8
     for engine in engines:
         engine.dispose()
+
+
+def test_a_view_of_the_old_layout_rebuilds_itself(district):
+    """A database the version-1 view made (one mutable row per fact, pending apart, no
+    version table) opens as an empty version-2 view, and catching up refolds the log."""
+    url = district.new_view_url()
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for ddl in (
+            "CREATE TABLE compliance_units (unit_id VARCHAR(100) PRIMARY KEY, settings TEXT)",
+            "CREATE TABLE compliance_cadres (cadre_id VARCHAR(100) PRIMARY KEY, facts TEXT)",
+            "CREATE TABLE compliance_participations (visit_id VARCHAR(100), cadre_id "
+            "VARCHAR(100), date DATE, backfilled BOOLEAN, PRIMARY KEY (visit_id, cadre_id))",
+            "CREATE TABLE compliance_pending (visit_id VARCHAR(100), cadre_id VARCHAR(100))",
+            "CREATE TABLE projection_checkpoints (projection VARCHAR(100), source VARCHAR(100),"
+            " position BIGINT NOT NULL, hash VARCHAR(64), PRIMARY KEY (projection, source))",
+            "INSERT INTO compliance_units VALUES ('ghost', '[[null, 5]]')",
+            "INSERT INTO projection_checkpoints VALUES ('compliance', 'visits', 12, NULL)",
+        ):
+            conn.execute(text(ddl))
+    view = Projector(projection.ComplianceProjection(), engine)
+    assert view.checkpoints() == {"visits": 0}
+    assert "compliance_pending" not in inspect(engine).get_table_names()
+    assert view.catch_up(district.fetch) == len(district.records)
+    assert reports(view.engine) == district.want
+    again = Projector(projection.ComplianceProjection(), engine)  # now current: kept as is
+    assert again.checkpoints() == {"visits": district.records[-1].position}
+    engine.dispose()

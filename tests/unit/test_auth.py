@@ -13,6 +13,7 @@ from werkzeug.wrappers import Request
 
 from services.gateway import access
 from services.gateway.http import Denied, Remote, RpcTimeout, flatten, serve
+from services.visits.commands import ROSTER_WRITERS
 from services.visits.schemas import RetractVisitSchema
 from shared.kernel.errors import Conflict
 from shared.runtime import auth
@@ -139,10 +140,10 @@ SUPERVISOR = Principal("supervisor", token_id="su")
 AUDITOR = Principal("auditor", token_id="au")
 
 def test_roster_writes_are_the_operators():
-    access.require_role(OPERATOR, *access.ROSTER_WRITERS)
+    access.require_role(OPERATOR, *ROSTER_WRITERS)
     for principal in (CADRE, HEAD_A, SUPERVISOR, AUDITOR):
         with pytest.raises(Denied) as denied:
-            access.require_role(principal, *access.ROSTER_WRITERS)
+            access.require_role(principal, *ROSTER_WRITERS)
         assert list(denied.value.errors()) == ["authorization"]
 
 
@@ -188,8 +189,8 @@ def _serve(store, handler, headers=None, body=None, public=False):
     env = EnvironBuilder(method="POST", path="/api/v1/visits", headers=headers or {},
                          data=body, content_type="application/json").get_environ()
     remote = Remote(object(), "visits", 1.0)
-    reply = serve(Request(env), handler, tokens=store, visits=remote, compliance=remote,
-                  params={}, public=public)
+    reply = serve(Request(env), handler, tokens=store,
+                  remotes={"visits": remote, "compliance": remote}, params={}, public=public)
     assert reply.mimetype == "application/json"
     return reply.status_code, json.loads(reply.get_data())
 

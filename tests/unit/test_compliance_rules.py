@@ -422,7 +422,7 @@ def months_of_work(draw: st.DrawFn) -> tuple[str, list[Rec], Policy]:
     enrolled = first + timedelta(draw(st.integers(-5, 20)))
     records: list[Rec] = [unit("u1", draw(st.none() | st.integers(1, 31))),
                           enrol("a", "u1", enrolled.isoformat())]
-    if draw(st.booleans()):
+    for _ in range(draw(st.integers(0, 3))):  # leave periods, which may overlap
         start = first + timedelta(draw(st.integers(-3, 30)))
         records.append(leave("a", start.isoformat(),
                              (start + timedelta(draw(st.integers(0, 40)))).isoformat()))

@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from shared.runtime import catalogue
+from shared.runtime.config import load_config_file
 from shared.tools.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +45,7 @@ INIT_SQL = ROOT / "docker" / "postgres-init.sql"
 HEALTHCHECK = ROOT / "docker" / "healthcheck.py"
 RUN_SERVICE = ROOT / "docker" / "run-service.sh"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+BASE_CONFIG = ROOT / "services" / "base.yml"
 
 BROKER, DATABASE = "rabbitmq", "postgres"
 # What a config.yml reads: nameko's ${VAR} / ${VAR:default}.
@@ -69,8 +72,11 @@ def service_folders() -> list[str]:
 
 
 def config_text(service: str) -> str:
-    """The service's config.yml without its comments (which may show `${VAR:default}`)."""
-    text = (ROOT / "services" / service / "config.yml").read_text(encoding="utf-8")
+    """What the service's configuration reads: services/base.yml and its own config.yml
+    (shared.runtime.config.load_config merges them), without comments (which may show
+    `${VAR:default}`)."""
+    text = "\n".join(path.read_text(encoding="utf-8")
+                     for path in (BASE_CONFIG, ROOT / "services" / service / "config.yml"))
     return COMMENT.sub("", text)
 
 
@@ -205,6 +211,22 @@ def load_healthcheck() -> ModuleType:
 def test_the_services_are_found_in_the_code():
     # The discovery the other tests rely on: if it found nothing, they would check nothing.
     assert {"visits", "compliance", "gateway"} <= set(service_folders())
+
+
+def test_the_catalogue_names_every_service_folder_and_nothing_else():
+    # `grassroots up`, `status`, /healthz and the CLI go by the catalogue; Compose by the folders.
+    assert set(catalogue.names()) == set(service_folders())
+    for service in catalogue.SERVICES:
+        assert service.module == f"services.{service.name}.service"
+        assert set(service.reads) <= set(catalogue.names("write")), service.name
+
+
+def test_a_service_config_overrides_the_base_and_names_itself_in_its_logs():
+    base = load_config_file(BASE_CONFIG.parent / "gateway" / "config.yml")
+    assert base["serializer"] == "json" and "cloudevents" in base["SERIALIZERS"]  # from base
+    assert base["max_workers"] == 20  # its own
+    assert " gateway " in base["LOGGING"]["formatters"]["plain"]["format"]
+    assert "{service}" in BASE_CONFIG.read_text(encoding="utf-8")
 
 
 def test_the_compose_file_follows_the_compose_specification(compose):

@@ -3,11 +3,21 @@
 import json
 import re
 
+import pytest
+from marshmallow import Schema, fields
+from nameko.rpc import RpcProxy
 from openapi_spec_validator import validate
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
-from services.gateway import routes
+from services.gateway import handlers, routes
+from services.gateway.http import Call, Denied, Remote
 from services.gateway.openapi import SPEC, build_spec
-from services.gateway.service import GatewayService
+from services.gateway.service import GatewayService, install
+from services.visits.schemas import AcceptedSchema
+from shared.runtime import catalogue, declare
+from shared.runtime.auth import Principal
+from shared.runtime.trust import Signer, generate_key
 
 EXPECTED = {
     ("post", "/api/v1/units"), ("post", "/api/v1/units/{unit_id}/unit-day"),
@@ -143,3 +153,90 @@ def test_every_ref_resolves():
 
 def test_validates_with_openapi_spec_validator():
     validate(SPEC)
+
+
+# --- a route declared in a table is served, documented and filtered --------------------------
+
+
+class PinNoteSchema(Schema):
+    reason = fields.String(required=True)
+
+
+PIN_NOTE = declare.Route(
+    "pin_note", "POST", "/notes/{note_id}/pins", "Pin a note", "operator; the note's author",
+    "notes", service="notes", roles=("operator",), status=201, request=PinNoteSchema,
+    response=AcceptedSchema, signed=True)
+
+
+class Recorder:
+    """Stands in for a nameko proxy: records each RPC it is asked to make."""
+
+    def __init__(self):
+        self.calls = []
+
+    def pin_note(self, *args):
+        self.calls.append(args)
+        return {"id": args[1], "position": 7}
+
+
+def _call(principal, proxy, signer):
+    env = EnvironBuilder(method="POST", path="/api/v1/notes/n-1/pins",
+                         json={"reason": "keep"}).get_environ()
+    return Call(Request(env), principal, {"notes": Remote(proxy, "notes", 1.0)},
+                {"note_id": "n-1"}, signer=signer)
+
+
+def test_every_served_route_comes_from_a_declaration():
+    declared = {name for service in catalogue.SERVICES for name in
+                (route.name for route in service.routes())}
+    assert set(routes.ROUTES) == declared | {route.name for route in routes.OWN}
+    assert set(GatewayService.targets) == set(catalogue.names("write", "view"))
+    for _, _, op in operations():  # each operation says who may call it
+        assert op["description"].startswith("Allowed: ")
+    record = SPEC["paths"]["/api/v1/visits"]["post"]
+    assert record["x-roles"] == ["operator", "cadre", "head"]
+    assert SPEC["paths"]["/api/v1/units"]["post"]["x-roles"] == ["operator"]
+
+
+def test_a_route_added_to_a_table_appears_in_the_gateway_and_openapi_with_its_permission():
+    class Gateway(GatewayService):
+        pass
+
+    install(Gateway, [PIN_NOTE], ["notes"])
+    [entrypoint] = Gateway.pin_note.nameko_entrypoints
+    assert (entrypoint.method, entrypoint.url) == ("POST", "/api/v1/notes/<string:note_id>/pins")
+    assert isinstance(Gateway.rpc_notes, RpcProxy) and Gateway.rpc_notes.target_service == "notes"
+    assert "pin_note" not in vars(GatewayService)  # the base gateway is left as it was
+
+    spec = build_spec([*routes.ROUTES.values(), PIN_NOTE])
+    validate(spec)
+    op = spec["paths"]["/api/v1/notes/{note_id}/pins"]["post"]
+    assert op["operationId"] == "pin_note" and op["tags"] == ["notes"]
+    assert op["description"] == "Allowed: operator; the note's author."
+    assert op["x-roles"] == ["operator"]
+    assert op["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PinNote"}
+    assert {"201", "400", "401", "403", "404", "409", "503", "504"} <= set(op["responses"])
+    assert [p["name"] for p in op["parameters"] if p["in"] == "path"] == ["note_id"]
+
+
+def test_a_declared_write_is_filtered_by_role_then_sent_signed_to_its_service():
+    signer, proxy = Signer(generate_key()), Recorder()
+    serve_it = handlers.handler(PIN_NOTE)
+    with pytest.raises(Denied):
+        serve_it(_call(Principal("cadre", cadre_id="c-1", token_id="t"), proxy, signer))
+    assert proxy.calls == []
+    operator = Principal("operator", token_id="op")
+    assert serve_it(_call(operator, proxy, signer)) == (201, {"id": "n-1", "position": 7})
+    [(signed, note_id, body, command_id)] = proxy.calls
+    assert (note_id, body, command_id) == ("n-1", {"reason": "keep"}, None)
+    assert signer.verify(signed, "pin_note", [note_id, body, command_id]) == operator
+
+
+def test_two_routes_with_one_name_or_one_path_are_refused():
+    twin = declare.Route("openapi", "GET", "/elsewhere", "x", "public", "operations")
+    with pytest.raises(ValueError, match="declared twice"):
+        routes.collect(own=(*routes.OWN, twin))
+    with pytest.raises(ValueError, match="declared twice"):
+        routes.collect(own=(*routes.OWN, declare.Route("other", "GET", "/openapi.json", "x",
+                                                       "public", "operations")))

@@ -1,0 +1,109 @@
+"""Group commit: appends that arrive while a durable commit is in flight share the next one.
+
+An fsync (SQLite) or WAL flush (PostgreSQL) costs the same for one event or fifty, and it is
+most of an append's time. So the first caller to find no commit running leads one at once (no
+timer: a lone caller waits for nothing); callers who arrive meanwhile queue, and the next
+leader takes the whole queue into one transaction. Each caller is answered only when the
+commit that holds its events is durable. Works with threads and with eventlet's green threads
+(its monkey patch makes `threading.Condition` green).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.eventlog.model import NewEvent
+
+
+@dataclass(eq=False, slots=True)
+class Pending:
+    """One append, sealed and ready, waiting for the commit that will hold it."""
+
+    stream: str
+    events: Sequence[NewEvent]
+    ids: list[str]
+    keys: dict[str, bytes]
+    new_keys: dict[str, bytes]
+    sealed: list[tuple[dict[str, Any], list[str] | None]]
+    expected_version: int | None
+    meta: tuple[str | None, str | None, str, str | None]
+    positions: list[int] = field(default_factory=list)
+    fresh: bool = False
+    first: tuple[int, str] = (0, "")
+    stored_apart: bool = False
+    written: bool = False  # rows of it were sent in the open transaction
+    error: BaseException | None = None
+    answered: bool = False
+    woken: threading.Event | None = None  # made for a caller that waits (a leader never does)
+
+
+class GroupCommit:
+    """Hands each queue of appends to one leader, and answers each caller after its commit.
+
+    Each waiting caller sleeps on an event of its own, woken once: when its commit is done,
+    or to lead the next one. (A shared condition woke every waiter at every commit, and each
+    waking thread competes for the GIL with the leader's work.)
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[Pending] = []
+        self._leading = False
+
+    def submit(self, pending: Pending, commit: Callable[[list[Pending]], None]) -> list[int]:
+        """Queue `pending`; lead the next commit if none is running; return its positions.
+
+        `commit(batch)` writes and commits the batch, setting `error` on each append that
+        failed alone, or raising when the commit itself failed (every append then fails).
+        """
+        with self._lock:
+            self._queue.append(pending)
+            if self._leading:
+                pending.woken = threading.Event()
+            self._leading = True
+        if pending.woken is not None:
+            pending.woken.wait()  # answered, or handed the lead
+        if not pending.answered:
+            self._lead(pending, commit)
+        if pending.error is not None:
+            raise pending.error
+        return pending.positions
+
+    def _lead(self, pending: Pending, commit: Callable[[list[Pending]], None]) -> None:
+        with self._lock:
+            batch, self._queue = self._queue, []
+        try:
+            commit(batch)
+        except BaseException as exc:  # noqa: BLE001 - every caller gets its own answer
+            for each in batch:
+                each.error = each.error or _for(each is pending, exc)
+            if not isinstance(exc, Exception):
+                raise  # the leader was interrupted (a kill, an exit): let that go on
+        finally:
+            with self._lock:
+                for each in batch:
+                    each.answered = True
+                following = self._queue[0] if self._queue else None
+                self._leading = following is not None
+            for each in batch:
+                if each.woken is not None:
+                    each.woken.set()
+            if following is not None and following.woken is not None:
+                following.woken.set()  # it leads the next commit
+
+
+class CommitInterrupted(RuntimeError):
+    """The commit holding this append was interrupted: it may or may not be in the log (a
+    retry with the same command id tells)."""
+
+
+def _for(own: bool, exc: BaseException) -> BaseException:
+    """The error a caller gets when its group's commit failed: the leader's own, or for the
+    others an ordinary exception (never the leader's interruption, a KeyboardInterrupt or a
+    GreenletExit that was aimed at the leader)."""
+    if own or isinstance(exc, Exception):
+        return exc
+    return CommitInterrupted(f"the group commit was interrupted ({type(exc).__name__})")

@@ -1,0 +1,42 @@
+"""The nameko side of time-driven commands (shared/kernel/timed.py): a tick and a clock.
+
+`every("SETTING", default)` is nameko's timer with its interval read from the service's
+config, so operators (and tests) set how often rules are evaluated without code. `ClockProvider`
+gives workers the clock; a test swaps in a `ManualClock` with nameko's `replace_dependencies`.
+Every replica ticks: the log, not a leader, keeps a due command from being appended twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+from nameko.timer import Timer
+
+from shared.kernel.timed import Clock, SystemClock
+
+
+class Every(Timer):
+    """A timer whose interval (seconds) is the config value `setting`, else `default`."""
+
+    def __init__(self, setting: str, default: float, **kwargs: Any) -> None:
+        super().__init__(interval=default, **kwargs)
+        self.setting = setting
+
+    def setup(self) -> None:
+        value = self.container.config.get(self.setting)
+        if value not in (None, ""):
+            self.interval = float(value)
+
+
+every = Every.decorator
+
+
+class ClockProvider(DependencyProvider):
+    """The system clock, shared by a service's workers."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
+
+    def get_dependency(self, worker_ctx: Any) -> Clock:
+        return self.clock

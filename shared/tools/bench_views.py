@@ -1,0 +1,95 @@
+"""How fast the compliance view is on a given visits log: rebuild, a month's report, as-of.
+
+`view_figures` folds the log into a fresh view database (SQLite in a temporary folder, as a
+service keeps it) through the same `Projector` the service runs, then asks for one month's
+report of every cadre, live and as of an instant in the middle of the log. Figures are
+medians of `rounds` runs; times are wall clock on whatever else the machine is doing.
+The rebuild's time is split into reading the log and the view's own folding and writing.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from services.compliance import projection
+from shared.campaign.policy import Policy
+from shared.eventlog import EventLog, Record
+from shared.kernel.projection import Projector
+from shared.runtime.providers import log_fetch
+
+
+def _ms(action: Callable[[], Any], rounds: int) -> tuple[float, Any]:
+    """The median wall time of `action` in milliseconds, and its last result."""
+    samples, result = [], None
+    for _ in range(rounds):
+        start = time.perf_counter()
+        result = action()
+        samples.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(samples), 2), result
+
+
+def _middle_instant(log: EventLog) -> datetime:
+    """The instant the record halfway along the log was recorded."""
+    middle = max(1, log.last_position() // 2)
+    return next(iter(log.read(after=middle - 1, limit=1))).recorded_at
+
+
+def view_figures(
+    log: EventLog, month: str, *, policy: Policy | None = None, as_of: datetime | None = None,
+    rounds: int = 5, folder: Path | None = None,
+) -> dict[str, Any]:
+    """`rebuild_ev_s`, `report_ms` (all cadres, `month`) and `as_of_report_ms` (as of
+    `as_of`, by default the instant the middle record was recorded) on `log`."""
+    policy = policy or Policy()
+    read = log_fetch({log.service: log})
+    reading = [0.0]
+
+    def fetch(source: str, after: int, limit: int, until: datetime | None) -> Sequence[Record]:
+        start = time.perf_counter()
+        try:
+            return read(source, after, limit, until)
+        finally:
+            reading[0] += time.perf_counter() - start
+
+    instant = as_of or _middle_instant(log)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        view = Projector.open(projection.ComplianceProjection(),
+                              f"sqlite:///{Path(tmp) / 'compliance.db'}")
+        start = time.perf_counter()
+        events = view.rebuild(fetch)
+        rebuild_s = time.perf_counter() - start
+        fold_s = rebuild_s - reading[0]
+
+        def month_report(at: int | None = None) -> dict[str, Any]:
+            with view.engine.connect() as conn:
+                return projection.report(conn, month, policy, None, at)
+
+        def as_of_report() -> tuple[int, dict[str, Any]]:
+            at = view.position_at(fetch, log.service, instant)
+            return at, month_report(at)
+
+        month_report()  # warm: the first query pays for opening the database
+        report_ms, live = _ms(month_report, rounds)
+        as_of_ms, (position, then) = _ms(as_of_report, rounds)
+        view.engine.dispose()
+    return {
+        "events": events,
+        "month": month,
+        "cadres": len(live["cadres"]),
+        "rebuild_s": round(rebuild_s, 3),
+        "rebuild_ev_s": round(events / rebuild_s) if rebuild_s else None,
+        "rebuild_read_s": round(reading[0], 3),  # of which reading the log
+        "fold_ev_s": round(events / fold_s) if fold_s > 0 else None,  # the view's own share
+        "report_ms": report_ms,
+        "as_of": instant.isoformat(),
+        "as_of_position": position,
+        "as_of_cadres": len(then["cadres"]),
+        "as_of_report_ms": as_of_ms,
+        "rounds": rounds,
+    }
