@@ -372,20 +372,31 @@ def assess(
     Dates in the result are `datetime.date`; ComplianceReportSchema dumps it to JSON.
     """
     period = parse_month(month)
-    visit_days = _visit_days(facts, period)
+    return assess_days(period, facts.units, facts.cadres.values(), _visit_days(facts, period),
+                       policy, unit_id=unit_id)
+
+
+def assess_days(
+    period: Month, units: Mapping[str, Unit], cadres: Iterable[Cadre],
+    visit_days: Mapping[str, Mapping[dt.date, bool]], policy: Policy, *,
+    unit_id: str | None = None,
+) -> dict[str, Any]:
+    """`assess` given each cadre's visit dates in the month (date -> all its visits were
+    backfilled) rather than the visits: what a store can hand over without building them."""
+    month, facts = period.name, Facts(units=units)
     rows = [
         row
-        for cadre in facts.cadres.values()
+        for cadre in cadres
         if (row := assess_cadre(cadre, period, visit_days.get(cadre.cadre_id, {}), facts, policy))
     ]
     if unit_id is not None:
         rows = [r for r in rows if r["unit_id"] == unit_id]
     rows.sort(key=lambda r: (r["unit_id"], r["cadre_id"]))
-    unit_ids = set(facts.units) | {r["unit_id"] for r in rows}
+    unit_ids = set(units) | {r["unit_id"] for r in rows}
     if unit_id is not None:
         unit_ids &= {unit_id}
     by_unit: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_unit.setdefault(r["unit_id"], []).append(r)
-    units = [_unit_row(u, by_unit.get(u, [])) for u in sorted(unit_ids)]
-    return {"month": month, "cadres": rows, "units": units}
+    unit_rows = [_unit_row(u, by_unit.get(u, [])) for u in sorted(unit_ids)]
+    return {"month": month, "cadres": rows, "units": unit_rows}

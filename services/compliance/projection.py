@@ -15,10 +15,13 @@ run `domain.assess`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+import msgspec
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -49,6 +52,7 @@ from shared.campaign.roster import (
     evolve_unit,
 )
 from shared.eventlog import Record
+from shared.eventlog.model import Lazy
 
 OPEN = 2**62  # ended_at of a fact that still holds (later than any log position)
 VERSION = 2  # 1: one mutable row per unit, cadre and participation, pending kept apart
@@ -161,6 +165,15 @@ class Versions:
         if value is not None:
             self.opened[key] = (position, value)
 
+    def add(self, items: Iterable[tuple[Any, Any]], position: int) -> None:
+        """`set` of keys that usually hold no value yet (a fast path for those)."""
+        opened, stored = self.opened, self.stored
+        for key, value in items:
+            if key in opened or key in stored:
+                self.set(key, value, position)
+            else:
+                opened[key] = (position, value)
+
     def rows(self, to_row: Callable[[Any, Any], tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
         """Every version made in the page: the table's own columns, then made_at, ended_at."""
         for key, made, ended, value in self.closed:
@@ -215,6 +228,41 @@ def _load_participations(conn: Connection, visit_ids: list[str]
     return found
 
 
+class _Event(NamedTuple):
+    """What the fold reads of a record (a `roster.Event`), its data decoded once."""
+
+    type: str
+    data: dict[str, Any]
+    position: int
+
+
+class _VisitData(msgspec.Struct):
+    """The fields of a visit event the rules read (the diary, the resident and the rest are
+    skipped by the decoder); a field the event does not carry stays unset."""
+
+    visit_id: str
+    date: str | msgspec.UnsetType = msgspec.UNSET
+    backfilled: bool | msgspec.UnsetType = msgspec.UNSET
+    cadre_ids: list[str] | msgspec.UnsetType = msgspec.UNSET
+    pending_cadre_ids: list[str] | msgspec.UnsetType = msgspec.UNSET
+    cadre_id: str | msgspec.UnsetType = msgspec.UNSET
+
+
+_DATA = Record._fields.index("data")
+_decode_visit = msgspec.json.Decoder(_VisitData).decode
+_VISIT_TYPES = frozenset(domain.VISIT_EVENT_TYPES)
+
+
+def _public(record: Record) -> dict[str, Any]:
+    """What the fold reads of a record's data. A visit read from the log is decoded only for
+    the fields the rules need, nothing personal decrypted (those fields are not among them):
+    decoding and decrypting the rest was half a rebuild. Anything else is its `data`."""
+    held = tuple.__getitem__(record, _DATA)
+    if record.type in _VISIT_TYPES and isinstance(held, Lazy):
+        return msgspec.to_builtins(_decode_visit(held.raw()))
+    return record.data
+
+
 def _visits_of(stored: dict[Any, tuple[int, Any]]) -> dict[str, domain.VisitFacts]:
     rows = []
     for (visit_id, cadre_id), (_, (date, backfilled, confirmed)) in sorted(stored.items()):
@@ -242,41 +290,45 @@ class ComplianceProjection:
         self.apply_page(conn, [record])
 
     def apply_page(self, conn: Connection, records: Sequence[Record]) -> None:
-        page = [r for r in records if r.type in domain.EVENT_TYPES]
+        page = [_Event(r.type, _public(r), r.position)
+                for r in records if r.type in domain.EVENT_TYPES]
         if not page:
             return
-        unit_ids = {r.data["unit_id"] for r in page if r.type in UNIT_EVENT_TYPES}
-        cadre_ids = {r.data["cadre_id"] for r in page if r.type in CADRE_EVENT_TYPES}
-        visit_ids = {r.data["visit_id"] for r in page if r.type in domain.VISIT_EVENT_TYPES}
-        recorded = {r.data["visit_id"] for r in page if r.type == domain.VISIT_RECORDED}
+        unit_ids = {e.data["unit_id"] for e in page if e.type in UNIT_EVENT_TYPES}
+        cadre_ids = {e.data["cadre_id"] for e in page if e.type in CADRE_EVENT_TYPES}
+        visit_ids = {e.data["visit_id"] for e in page if e.type in domain.VISIT_EVENT_TYPES}
+        recorded = {e.data["visit_id"] for e in page if e.type == domain.VISIT_RECORDED}
         unit_v = Versions(_load_one(conn, units, "unit_id", sorted(unit_ids), unit_from_json))
         cadre_v = Versions(_load_one(conn, cadres, "cadre_id", sorted(cadre_ids),
                                      cadre_from_json))
         # A visit first recorded in this page has no stored rows: no need to look.
         share_v = Versions(_load_participations(conn, sorted(visit_ids - recorded)))
         visits: dict[str, domain.VisitFacts | None] = dict(_visits_of(share_v.stored))
-        for record in page:
-            self._fold(record, unit_v, cadre_v, share_v, visits)
+        for event in page:
+            self._fold(event, unit_v, cadre_v, share_v, visits)
         _write(conn, units, ("unit_id",), unit_v, lambda k, u: (k, unit_to_json(u)))
         _write(conn, cadres, ("cadre_id",), cadre_v, lambda k, c: (k, cadre_to_json(c)))
         _write(conn, participations, ("visit_id", "cadre_id"), share_v,
                lambda k, v: (k[0], k[1], v[0].isoformat(), v[1], v[2]))
 
     @staticmethod
-    def _fold(record: Record, unit_v: Versions, cadre_v: Versions, share_v: Versions,
+    def _fold(event: _Event, unit_v: Versions, cadre_v: Versions, share_v: Versions,
               visits: dict[str, domain.VisitFacts | None]) -> None:
-        data, position = record.data, record.position
-        if record.type in UNIT_EVENT_TYPES:
+        data, position = event.data, event.position
+        if event.type in UNIT_EVENT_TYPES:
             key = data["unit_id"]
-            unit_v.set(key, evolve_unit(unit_v.get(key), record), position)
-        elif record.type in CADRE_EVENT_TYPES:
+            unit_v.set(key, evolve_unit(unit_v.get(key), event), position)
+        elif event.type in CADRE_EVENT_TYPES:
             key = data["cadre_id"]
-            cadre_v.set(key, evolve_cadre(cadre_v.get(key), record), position)
+            cadre_v.set(key, evolve_cadre(cadre_v.get(key), event), position)
         else:
             visit_id = data["visit_id"]
             before = visits.get(visit_id)
-            after = domain.evolve_visit(before, record)
+            after = domain.evolve_visit(before, event)
             visits[visit_id] = after
+            if before is None:  # the common case, a newly recorded visit: no old shares
+                share_v.add((((visit_id, c), s) for c, s in _shares(after).items()), position)
+                return
             old, new = _shares(before), _shares(after)
             for cadre_id in (*old, *(c for c in new if c not in old)):
                 share_v.set((visit_id, cadre_id), new.get(cadre_id), position)
@@ -293,31 +345,62 @@ def month_facts(conn: Connection, month: str, at: int | None = None) -> domain.F
     at = OPEN - 1 if at is None else at
     period = domain.parse_month(month)
     p = participations.c
-    unit_rows = conn.execute(select(units.c.unit_id, units.c.facts).where(_holding(units, at)))
-    cadre_rows = conn.execute(select(cadres.c.cadre_id, cadres.c.facts).where(
-        _holding(cadres, at)))
-    # Raw rows: the dates come back as text on SQLite, and a month has at most 31 of them, so
-    # each is parsed once rather than per row by the column type.
-    part_rows = conn.execute(select(p.cadre_id, p.visit_id, p.date.cast(String), p.backfilled,
-                                    p.confirmed)
-                             .where(p.date >= period.first, p.date <= period.last,
-                                    _holding(participations, at)))
+    rows = conn.execute(select(p.cadre_id, p.visit_id, p.date, p.backfilled, p.confirmed).where(
+        p.date >= period.first, p.date <= period.last, _holding(participations, at)))
     return domain.facts_from_rows(
-        {r[0]: unit_from_json(r[0], r[1]) for r in unit_rows},
-        [cadre_from_json(r[0], r[1]) for r in cadre_rows],
-        _participations(part_rows),
-    )
+        _units_at(conn, at), _cadres_at(conn, at),
+        (domain.Participation(*row) for row in rows))
 
 
-def _participations(rows: Iterable[Any]) -> Iterator[domain.Participation]:
-    dates: dict[str, dt.date] = {}
-    for cadre_id, visit_id, text, backfilled, confirmed in rows:
-        date = dates.get(text) or dates.setdefault(text, dt.date.fromisoformat(text))
-        yield domain.Participation(cadre_id, visit_id, date, bool(backfilled), bool(confirmed))
+def _units_at(conn: Connection, at: int) -> dict[str, Unit]:
+    sql = 'SELECT unit_id, facts FROM compliance_units WHERE made_at <= {0} AND ended_at > {0}'
+    return {r[0]: _unit(r[0], r[1]) for r in _driver_rows(conn, sql, at)}
+
+
+def _cadres_at(conn: Connection, at: int) -> list[Cadre]:
+    sql = 'SELECT cadre_id, facts FROM compliance_cadres WHERE made_at <= {0} AND ended_at > {0}'
+    return [_cadre(r[0], r[1]) for r in _driver_rows(conn, sql, at)]
+
+
+def _driver_rows(conn: Connection, sql: str, *values: Any) -> list[Any]:
+    """Rows straight from the DB driver (`{0}`, `{1}`.. are its parameters): thousands of rows
+    through SQLAlchemy's result rows cost more than the query."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    order = [int(n) for n in _PARAMETER.findall(sql)]
+    return list(conn.exec_driver_sql(_PARAMETER.sub(mark, sql),
+                                     tuple(values[n] for n in order)).all())
+
+
+_PARAMETER = re.compile(r"\{(\d+)\}")
+
+
+# A stored version never changes, so its text decodes to the same facts every time: reports
+# decode each version once. The text is the key (not the row's key and made_at), so databases
+# holding the same positions (tests, as-of copies) never share an entry they should not.
+_unit = functools.lru_cache(maxsize=4096)(unit_from_json)
+_cadre = functools.lru_cache(maxsize=65536)(cadre_from_json)
+
+
+def visit_days(conn: Connection, period: domain.Month, at: int
+               ) -> dict[str, dict[dt.date, bool]]:
+    """Per cadre, the dates of `period` with a confirmed participation holding at `at`, each
+    with whether all of that day's visits were backfilled (what `domain.assess_days` takes).
+    """
+    sql = ('SELECT cadre_id, CAST(date AS VARCHAR), MIN(CASE WHEN backfilled THEN 1 ELSE 0 '
+           'END) FROM compliance_participations WHERE date >= {0} AND date <= {1} '
+           'AND made_at <= {2} AND ended_at > {2} AND confirmed GROUP BY cadre_id, date')
+    days: dict[str, dict[dt.date, bool]] = {}
+    dates = {str(d): d for d in period.days()}
+    for cadre_id, text, backfilled in _driver_rows(conn, sql, period.first, period.last, at):
+        days.setdefault(cadre_id, {})[dates[text[:10]]] = bool(backfilled)
+    return days
 
 
 def report(
     conn: Connection, month: str, policy: Policy, unit_id: str | None, at: int | None = None,
 ) -> dict[str, Any]:
     """The month's compliance report, as the view stands (or at log position `at`)."""
-    return domain.assess(month, month_facts(conn, month, at), policy, unit_id=unit_id)
+    at = OPEN - 1 if at is None else at
+    period = domain.parse_month(month)
+    return domain.assess_days(period, _units_at(conn, at), _cadres_at(conn, at),
+                              visit_days(conn, period, at), policy, unit_id=unit_id)

@@ -83,6 +83,8 @@ def _operation(route: Route) -> dict[str, Any]:
         ],
         "responses": {},
     }
+    if route.deprecated:
+        op["deprecated"] = True
     if route.query is not None:
         op["parameters"].append({"in": "query", "schema": route.query})
     if route.request is not None:

@@ -1,6 +1,7 @@
-"""The visits service declared once: each command with its schema, its dataclass (decided by
-`domain.decide`, appended to `domain.stream_for`), the gateway's role filter and its HTTP route;
-then the queries it answers.
+"""The visits service declared once: each command with its schema, its dataclass, its decision
+and stream (which `domain.decide` and `domain.stream_for` look up here), the gateway's role
+filter and its HTTP route; the time-driven acts (no route: only the service's clock sends
+them); then the queries it answers.
 
 The service's RPC entrypoints (shared/runtime/bases.py), the gateway's routes and dispatch
 and the OpenAPI document are generated from these rows. The fine rules (whose visit, which
@@ -15,7 +16,15 @@ from typing import Any
 
 from services.visits import domain
 from services.visits import schemas as s
-from shared.runtime.declare import EVERYONE, Command, Route, command
+from shared.runtime.declare import (
+    EVERYONE,
+    Act,
+    Command,
+    Route,
+    acts,
+    command,
+    deprecated_alias,
+)
 
 SERVICE = "visits"
 ROSTER_WRITERS = ("operator",)
@@ -49,47 +58,69 @@ def with_visit_id(payload: Any, command_id: str | None) -> Any:
     return payload
 
 
-def _roster(cls: type, name: str, path: str, summary: str, request: type,
-            status: int = 200) -> Command:
+UNIT = "unit-{unit_id}"
+CADRE = "cadre-{cadre_id}"
+VISIT = "visit-{visit_id}"
+
+
+def _roster(cls: type, decide: domain.Decision, stream: str, name: str, path: str,
+            summary: str, request: type, status: int = 200) -> Command:
     return command(cls, name, "POST", path, summary, OPERATOR, "roster", service=SERVICE,
                    roles=ROSTER_WRITERS, request=request, response=s.AcceptedSchema,
-                   status=status)
+                   status=status, decide=decide, stream=stream)
 
 
-def _visit(cls: type, name: str, path: str, summary: str, allowed: str, request: type,
-           response: type = s.AcceptedSchema, status: int = 200, **extra: Any) -> Command:
+def _visit(cls: type, decide: domain.Decision, name: str, path: str, summary: str,
+           allowed: str, request: type, response: type = s.AcceptedSchema, status: int = 200,
+           **extra: Any) -> Command:
     return command(cls, name, "POST", path, summary, allowed, "visits", service=SERVICE,
                    roles=VISIT_WRITERS, request=request, response=response, status=status,
-                   **extra)
+                   decide=decide, stream=VISIT, **extra)
 
 
+REMOVE_CADRE = _roster(domain.RemoveCadre, domain.remove_cadre, CADRE, "remove_cadre",
+                       "/cadres/{cadre_id}/removal", "Remove a cadre from the roster",
+                       s.RemoveCadreSchema)
 COMMANDS: tuple[Command, ...] = (
-    _roster(domain.RegisterUnit, "register_unit", "/units", "Register a unit",
-            s.RegisterUnitSchema, 201),
-    _roster(domain.SetUnitDay, "set_unit_day", "/units/{unit_id}/unit-day",
-            "Set or clear a unit's own day", s.SetUnitDaySchema),
-    _roster(domain.EnrolCadre, "enrol_cadre", "/cadres", "Enrol a cadre on the roster",
-            s.EnrolCadreSchema, 201),
-    _roster(domain.TransferCadre, "transfer_cadre", "/cadres/{cadre_id}/transfer",
-            "Transfer a cadre to a unit", s.TransferCadreSchema),
-    _roster(domain.GrantLeave, "grant_leave", "/cadres/{cadre_id}/leave", "Grant a cadre leave",
-            s.GrantLeaveSchema),
-    _roster(domain.RemoveCadre, "remove_cadre", "/cadres/{cadre_id}/leaving",
-            "A cadre leaves the roster", s.RemoveCadreSchema),
-    _visit(domain.RecordVisit, "record_visit", "/visits", "Record a visit", VISIT_WRITER_RULE,
-           s.RecordVisitSchema, s.VisitRecordedSchema, 201, prepare=with_visit_id),
-    _visit(domain.CorrectVisit, "correct_visit", "/visits/{visit_id}/corrections",
-           "Correct a visit", VISIT_CHANGER_RULE, s.CorrectVisitSchema, s.VisitRecordedSchema),
-    _visit(domain.RetractVisit, "retract_visit", "/visits/{visit_id}/retraction",
-           "Retract a visit", VISIT_CHANGER_RULE + "; a visit that also counts for cadres the "
-           "caller may not act for cannot be retracted by them", s.RetractVisitSchema),
-    _visit(domain.ConfirmParticipation, "confirm_participation",
+    _roster(domain.RegisterUnit, domain.register_unit, UNIT, "register_unit", "/units",
+            "Register a unit", s.RegisterUnitSchema, 201),
+    _roster(domain.SetUnitDay, domain.set_unit_day, UNIT, "set_unit_day",
+            "/units/{unit_id}/unit-day", "Set or clear a unit's own day", s.SetUnitDaySchema),
+    _roster(domain.EnrolCadre, domain.enrol_cadre, CADRE, "enrol_cadre", "/cadres",
+            "Enrol a cadre on the roster", s.EnrolCadreSchema, 201),
+    _roster(domain.TransferCadre, domain.transfer_cadre, CADRE, "transfer_cadre",
+            "/cadres/{cadre_id}/transfer", "Transfer a cadre to a unit", s.TransferCadreSchema),
+    _roster(domain.GrantLeave, domain.grant_leave, CADRE, "grant_leave",
+            "/cadres/{cadre_id}/leave", "Grant a cadre leave", s.GrantLeaveSchema),
+    REMOVE_CADRE,
+    _visit(domain.RecordVisit, domain.record_visit, "record_visit", "/visits", "Record a visit",
+           VISIT_WRITER_RULE, s.RecordVisitSchema, s.VisitRecordedSchema, 201,
+           prepare=with_visit_id),
+    _visit(domain.CorrectVisit, domain.correct_visit, "correct_visit",
+           "/visits/{visit_id}/corrections", "Correct a visit", VISIT_CHANGER_RULE,
+           s.CorrectVisitSchema, s.VisitRecordedSchema),
+    _visit(domain.RetractVisit, domain.retract_visit, "retract_visit",
+           "/visits/{visit_id}/retraction", "Retract a visit", VISIT_CHANGER_RULE + "; a visit "
+           "that also counts for cadres the caller may not act for cannot be retracted by them",
+           s.RetractVisitSchema),
+    _visit(domain.ConfirmParticipation, domain.confirm_participation, "confirm_participation",
            "/visits/{visit_id}/confirmation",
            "Confirm a cadre's participation, so that the visit counts for them",
            PARTICIPANT_RULE, s.ConfirmParticipationSchema),
-    _visit(domain.WithdrawParticipation, "withdraw_participation",
-           "/visits/{visit_id}/withdrawal", "Take a cadre off a visit", PARTICIPANT_RULE,
-           s.WithdrawParticipationSchema),
+    _visit(domain.WithdrawParticipation, domain.withdraw_participation,
+           "withdraw_participation", "/visits/{visit_id}/withdrawal", "Take a cadre off a visit",
+           PARTICIPANT_RULE, s.WithdrawParticipationSchema),
+)
+
+# Time-driven: decided like any command, sent only by the service's clock (reminders.py).
+TIMED: tuple[Act, ...] = (
+    Act(domain.RemindCadre, domain.remind_cadre, "reminder-{cadre_id}-{month}"),
+)
+ACTS: dict[type, Act] = acts((*COMMANDS, *TIMED))
+
+# Old paths kept for existing clients (OpenAPI marks them deprecated).
+ALIASES: tuple[Route, ...] = (
+    deprecated_alias(REMOVE_CADRE, "remove_cadre_leaving", "/cadres/{cadre_id}/leaving"),
 )
 
 QUERIES: tuple[Route, ...] = (
@@ -103,5 +134,5 @@ QUERIES: tuple[Route, ...] = (
           response=s.VisitSchema, query=s.VisitQuerySchema, roles=EVERYONE, signed=True),
 )
 
-ROUTES: tuple[Route, ...] = (*(row.route for row in COMMANDS), *QUERIES)
+ROUTES: tuple[Route, ...] = (*(row.route for row in COMMANDS), *ALIASES, *QUERIES)
 COMMAND_SCHEMAS: dict[type, type] = {row.command: row.schema for row in COMMANDS}

@@ -3,6 +3,8 @@
 Nothing here does I/O. The service reads the command's stream (`history`) and the roster, calls
 `decide`, and appends what it returns to `stream_for(command)`; an empty list means the command
 was a retry of something already recorded. Rules that fail raise the errors in shared.kernel.errors.
+Which decision answers which command, and its stream, is said once, in the command table
+(commands.py): a new command is its dataclass and decision here and its row there.
 
 Streams: `unit-{id}`, `cadre-{id}`, `visit-{id}`. Event data is JSON (dates as ISO strings) so
 that what `decide` returns is exactly what readers fold back.
@@ -14,7 +16,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from services.visits import rights
 from services.visits.events import (  # the published types (re-exported)
@@ -30,7 +32,8 @@ from shared.campaign.policy import Policy
 from shared.campaign.roster import (  # the one roster fold, shared with every reader
     CADRE_ENROLLED,
     CADRE_LEAVE_GRANTED,
-    CADRE_LEFT,
+    CADRE_LEFT,  # noqa: F401 (re-exported: CADRE_REMOVED's type in older logs)
+    CADRE_REMOVED,
     CADRE_TRANSFERRED,
     ROSTER_EVENT_TYPES,  # noqa: F401 (re-exported)
     UNIT_DAY_SET,
@@ -51,6 +54,9 @@ from shared.kernel.errors import (
     Rejected,
 )
 from shared.runtime.auth import Principal
+
+if TYPE_CHECKING:
+    from shared.runtime.declare import Act
 
 TIMER_ROLE = "timer"  # the principal of time-driven commands (never a token's role)
 
@@ -254,14 +260,25 @@ Command = (
 
 
 def stream_for(command: Command) -> str:
-    """The stream a command's events are appended to (and its history read from)."""
-    if isinstance(command, RegisterUnit | SetUnitDay):
-        return f"unit-{command.unit_id}"
-    if isinstance(command, RemindCadre):
-        return f"reminder-{command.cadre_id}-{command.month}"
-    if isinstance(command, VisitCommand):
-        return f"visit-{command.visit_id}"
-    return f"cadre-{command.cadre_id}"
+    """The stream a command's events are appended to (and its history read from): its row's
+    `stream` in the command table (commands.py)."""
+    return _act(command).stream_for(command)
+
+
+_ACTS: dict[type, Act] = {}  # the table's, copied on first use
+
+
+def _act(command: Command) -> Act:
+    """The command's act as the table declares it. The table imports this module (for the
+    dataclasses and decisions), so it is looked up on first use: importing the domain alone
+    still needs nothing but the domain."""
+    act = _ACTS.get(type(command))
+    if act is None:
+        from services.visits.commands import ACTS
+
+        _ACTS.update(ACTS)
+        act = _ACTS[type(command)]
+    return act
 
 
 # --- a visit's own state ------------------------------------------------------------------------
@@ -401,10 +418,10 @@ def decide(
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    return _DECISIONS[type(command)](command, list(history), roster, now, policy, principal)
+    return _act(command).decide(command, list(history), roster, now, policy, principal)
 
 
-def _register_unit(
+def register_unit(
     cmd: RegisterUnit, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
     policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
@@ -415,7 +432,7 @@ def _register_unit(
     return [NewEvent(UNIT_REGISTERED, data)]
 
 
-def _set_unit_day(
+def set_unit_day(
     cmd: SetUnitDay, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
     policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
@@ -435,7 +452,7 @@ def _set_unit_day(
     return [NewEvent(UNIT_DAY_SET, data, occurred_at=policy.start_of(cmd.effective_from))]
 
 
-def _enrol_cadre(
+def enrol_cadre(
     cmd: EnrolCadre, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
     policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
@@ -464,7 +481,7 @@ def _still_on_roster(cadre: Cadre, day: dt.date) -> None:
         )
 
 
-def _transfer_cadre(
+def transfer_cadre(
     cmd: TransferCadre, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
     policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
@@ -487,7 +504,7 @@ def _transfer_cadre(
     return [NewEvent(CADRE_TRANSFERRED, data, occurred_at=policy.start_of(day))]
 
 
-def _grant_leave(
+def grant_leave(
     cmd: GrantLeave, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
     policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
@@ -507,7 +524,7 @@ def _grant_leave(
     return [NewEvent(CADRE_LEAVE_GRANTED, data)]
 
 
-def _remove_cadre(
+def remove_cadre(
     cmd: RemoveCadre, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
     policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
@@ -521,7 +538,7 @@ def _remove_cadre(
         raise Rejected("effective_from", f"must be after the cadre's {what} on {last.start}")
     day = cmd.effective_from
     data = {"cadre_id": cmd.cadre_id, "effective_from": day.isoformat(), "reason": cmd.reason}
-    return [NewEvent(CADRE_LEFT, data, occurred_at=policy.start_of(day))]
+    return [NewEvent(CADRE_REMOVED, data, occurred_at=policy.start_of(day))]
 
 
 # --- visit decisions ----------------------------------------------------------------------------
@@ -611,7 +628,7 @@ def _resident_event(
     return NewEvent(type_, data, occurred_at=occurred_at)
 
 
-def _record_visit(
+def record_visit(
     cmd: RecordVisit, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
     policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
@@ -675,7 +692,7 @@ def _corrected_values(cmd: CorrectVisit, state: VisitState, policy: Policy) -> d
     return {**state.values, **new}
 
 
-def _correct_visit(
+def correct_visit(
     cmd: CorrectVisit, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
     policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
@@ -713,7 +730,7 @@ def _pending_on_change(
         c not in before and not rights.vouches(principal, c, roster, day))]
 
 
-def _retract_visit(
+def retract_visit(
     cmd: RetractVisit, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
     policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
@@ -737,7 +754,7 @@ def _participant(cmd: ConfirmParticipation | WithdrawParticipation, state: Visit
     return cadre_id
 
 
-def _confirm_participation(
+def confirm_participation(
     cmd: ConfirmParticipation, history: list[HistoryRecord], roster: Roster, now: dt.datetime,
     policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
@@ -750,7 +767,7 @@ def _confirm_participation(
     return [NewEvent(PARTICIPATION_CONFIRMED, data)]
 
 
-def _withdraw_participation(
+def withdraw_participation(
     cmd: WithdrawParticipation, history: list[HistoryRecord], roster: Roster,
     now: dt.datetime, policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
@@ -764,7 +781,7 @@ def _withdraw_participation(
     return [NewEvent(PARTICIPATION_WITHDRAWN, data)]
 
 
-def _remind_cadre(
+def remind_cadre(
     cmd: RemindCadre, history: list[HistoryRecord], roster: Roster,
     now: dt.datetime, policy: Policy, principal: Principal,
 ) -> list[NewEvent]:
@@ -779,19 +796,3 @@ def _remind_cadre(
     data = {"cadre_id": cmd.cadre_id, "month": cmd.month, "rule": cmd.rule, "level": cmd.level,
             "days_so_far": cmd.days_so_far, "fixed_day_met": cmd.fixed_day_met}
     return [NewEvent(CADRE_REMINDED, data, occurred_at=now)]
-
-
-_DECISIONS: dict[type, Decision] = {
-    RegisterUnit: _register_unit,
-    SetUnitDay: _set_unit_day,
-    EnrolCadre: _enrol_cadre,
-    TransferCadre: _transfer_cadre,
-    GrantLeave: _grant_leave,
-    RemoveCadre: _remove_cadre,
-    RecordVisit: _record_visit,
-    CorrectVisit: _correct_visit,
-    RetractVisit: _retract_visit,
-    ConfirmParticipation: _confirm_participation,
-    WithdrawParticipation: _withdraw_participation,
-    RemindCadre: _remind_cadre,
-}

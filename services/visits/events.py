@@ -4,8 +4,10 @@
 Consumers (the compliance view, and cases and supervision next) import the types from here
 instead of retyping them. The roster's types belong to the one roster fold
 (shared/campaign/roster.py), which every reader of the roster shares; they are part of this
-contract all the same. Every event is checked against its schema before it is appended
-(shared.kernel.commands.check_contract), so the log holds only what this contract promises.
+contract all the same (`CADRE_LEFT` is `CADRE_REMOVED`'s old name: no longer appended,
+still read and folded from older logs). Every event is checked against its schema before it
+is appended (shared.kernel.commands.check_contract), so the log holds only what this contract
+promises.
 Personal fields are marked in the schemas and never published.
 """
 
@@ -17,6 +19,7 @@ from shared.campaign.roster import (
     CADRE_ENROLLED,
     CADRE_LEAVE_GRANTED,
     CADRE_LEFT,
+    CADRE_REMOVED,
     CADRE_TRANSFERRED,
     ROSTER_EVENT_TYPES,
     UNIT_DAY_SET,
@@ -38,7 +41,7 @@ TYPES = (*ROSTER_EVENT_TYPES, *VISIT_EVENT_TYPES, PERSONAL_DATA_DISCLOSED, CADRE
 VERSIONS: dict[str, int] = dict.fromkeys(TYPES, 1)
 
 __all__ = [
-    "CADRE_ENROLLED", "CADRE_LEAVE_GRANTED", "CADRE_LEFT", "CADRE_REMINDED",
+    "CADRE_ENROLLED", "CADRE_LEAVE_GRANTED", "CADRE_LEFT", "CADRE_REMINDED", "CADRE_REMOVED",
     "CADRE_TRANSFERRED", "PARTICIPATION_CONFIRMED", "PARTICIPATION_WITHDRAWN",
     "PERSONAL_DATA_DISCLOSED", "ROSTER_EVENT_TYPES", "TYPES", "UNIT_DAY_SET",
     "UNIT_REGISTERED", "VERSIONS", "VISIT_CORRECTED", "VISIT_EVENT_TYPES", "VISIT_RECORDED",

@@ -44,6 +44,8 @@ PERSONAL = {"personal": True, "x-personal": True}  # x-: apispec copies it into 
 class TupleList(fields.List):
     """A JSON array loaded as a tuple, as the frozen commands hold it."""
 
+    container = tuple  # what shared.kernel.compiled's fast loader makes of it, the same
+
     def _deserialize(  # type: ignore[override]
         self, value: Any, attr: str | None, data: Any, **kwargs: Any
     ) -> tuple[Any, ...]:
@@ -346,7 +348,7 @@ class CadreLeaveGrantedData(Schema):
     reason = text(500, required=True)
 
 
-class CadreLeftData(Schema):
+class CadreRemovedData(Schema):
     cadre_id = ident(required=True)
     effective_from = fields.Date(required=True)
     reason = text(500, required=True)
@@ -433,7 +435,8 @@ EVENT_SCHEMAS: dict[str, type[Schema]] = {
     domain.CADRE_ENROLLED: CadreEnrolledData,
     domain.CADRE_TRANSFERRED: CadreTransferredData,
     domain.CADRE_LEAVE_GRANTED: CadreLeaveGrantedData,
-    domain.CADRE_LEFT: CadreLeftData,
+    domain.CADRE_REMOVED: CadreRemovedData,
+    domain.CADRE_LEFT: CadreRemovedData,  # the same act's type in logs written before #8
     domain.VISIT_RECORDED: VisitRecordedData,
     domain.VISIT_CORRECTED: VisitCorrectedData,
     domain.VISIT_RETRACTED: VisitRetractedData,

@@ -51,9 +51,6 @@ class VisitsService(bases.WriteService):
         return domain.decide(command, history, self.roster.current(self.log), now, self.policy,
                              principal=who)
 
-    def stream_for(self, command: Any) -> str:
-        return domain.stream_for(command)
-
     def reply(self, stream: str, last: Record) -> dict[str, Any]:
         reply = super().reply(stream, last)
         if "backfilled" in last.data:

@@ -25,9 +25,11 @@ UNIT_DAY_SET = "unit.unit_day_set"
 CADRE_ENROLLED = "cadre.enrolled"
 CADRE_TRANSFERRED = "cadre.transferred"
 CADRE_LEAVE_GRANTED = "cadre.leave_granted"
-CADRE_LEFT = "cadre.left"
+CADRE_REMOVED = "cadre.removed"
+CADRE_LEFT = "cadre.left"  # CADRE_REMOVED's name until #8: never appended now, still folded
 UNIT_EVENT_TYPES = (UNIT_REGISTERED, UNIT_DAY_SET)
-CADRE_EVENT_TYPES = (CADRE_ENROLLED, CADRE_TRANSFERRED, CADRE_LEAVE_GRANTED, CADRE_LEFT)
+CADRE_EVENT_TYPES = (CADRE_ENROLLED, CADRE_TRANSFERRED, CADRE_LEAVE_GRANTED, CADRE_REMOVED,
+                     CADRE_LEFT)
 ROSTER_EVENT_TYPES = (*UNIT_EVENT_TYPES, *CADRE_EVENT_TYPES)  # ask the log for these only
 
 
@@ -208,7 +210,7 @@ def _leave_granted(cadre: Cadre | None, data: dict[str, Any]) -> Cadre | None:
     return replace(cadre, leaves=(*cadre.leaves, leave))
 
 
-def _left(cadre: Cadre | None, data: dict[str, Any]) -> Cadre | None:
+def _removed(cadre: Cadre | None, data: dict[str, Any]) -> Cadre | None:
     if cadre is None:
         return None
     out = _date(data["effective_from"])
@@ -223,5 +225,6 @@ _CADRE_STEPS: dict[str, Callable[[Cadre | None, dict[str, Any]], Cadre | None]] 
     CADRE_ENROLLED: _enrolled,
     CADRE_TRANSFERRED: _transferred,
     CADRE_LEAVE_GRANTED: _leave_granted,
-    CADRE_LEFT: _left,
+    CADRE_REMOVED: _removed,
+    CADRE_LEFT: _removed,  # the same act in logs written before #8
 }

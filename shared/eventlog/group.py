@@ -6,10 +6,20 @@ timer: a lone caller waits for nothing); callers who arrive meanwhile queue, and
 leader takes the whole queue into one transaction. Each caller is answered only when the
 commit that holds its events is durable. Works with threads and with eventlet's green threads
 (its monkey patch makes `threading.Condition` green).
+
+Under eventlet a commit holds the hub: sqlite3 is a C call, so no other green thread runs
+while the leader commits, and none could queue behind it (nothing ever grouped). So a
+leader first yields once, with no timer: the green threads that are ready to run (requests
+already received and decided, about to append) run up to their own append and queue, and
+the leader takes them all. A lone caller loses one turn of the hub, a few microseconds.
+(Running the commit in a native thread through `eventlet.tpool` let appends queue during
+the fsync as well, but each hand-over between threads cost a lone append 200 us, and it
+grouped fewer: 1.4x the single-commit floor with 8 green appenders, against 2.6x.)
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +44,7 @@ class Pending:
     fresh: bool = False
     first: tuple[int, str] = (0, "")
     stored_apart: bool = False
-    written: bool = False  # rows of it were sent in the open transaction
+    written: bool = False  # rows of it were queued or sent in the open transaction
     error: BaseException | None = None
     answered: bool = False
     woken: threading.Event | None = None  # made for a caller that waits (a leader never does)
@@ -52,6 +62,7 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._queue: list[Pending] = []
         self._leading = False
+        self._yield = _green_yield()
 
     def submit(self, pending: Pending, commit: Callable[[list[Pending]], None]) -> list[int]:
         """Queue `pending`; lead the next commit if none is running; return its positions.
@@ -73,6 +84,12 @@ class GroupCommit:
         return pending.positions
 
     def _lead(self, pending: Pending, commit: Callable[[list[Pending]], None]) -> None:
+        if self._yield is not None:
+            try:
+                self._yield()  # the green threads ready to append join this commit
+            except BaseException:  # killed while it let them run: the next one leads
+                self._abdicate(pending)
+                raise
         with self._lock:
             batch, self._queue = self._queue, []
         try:
@@ -93,6 +110,31 @@ class GroupCommit:
                     each.woken.set()
             if following is not None and following.woken is not None:
                 following.woken.set()  # it leads the next commit
+
+    def _abdicate(self, pending: Pending) -> None:
+        """A leader interrupted before it took the queue leaves it (unanswered: its caller
+        has the interruption), and the first of the others leads."""
+        with self._lock:
+            self._queue.remove(pending)
+            following = self._queue[0] if self._queue else None
+            self._leading = following is not None
+        if following is not None and following.woken is not None:
+            following.woken.set()
+
+
+def _green_yield() -> Callable[[], None] | None:
+    """Under eventlet's monkey patch, a way to let every runnable green thread run once
+    (`eventlet.sleep(0)`); else None: OS threads run on their own, and a yield would only
+    cost a lone caller a system call (measured: single appends fell from 0.87x to 0.54x of
+    the floor)."""
+    if "eventlet" not in sys.modules:
+        return None
+    import eventlet
+    from eventlet import patcher
+
+    if not patcher.is_monkey_patched("thread"):
+        return None
+    return lambda: eventlet.sleep(0)
 
 
 class CommitInterrupted(RuntimeError):

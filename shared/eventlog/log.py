@@ -6,6 +6,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,6 +119,25 @@ def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+@dataclass(eq=False, slots=True)
+class _Tail:
+    """The log's end as one transaction leaves it, so a group of appends asks the database
+    once for the last record (the first append's head query) and then only for the version
+    of a stream it has not written yet, and sends all its rows in one statement. Rows of
+    appends written before in the group are not in the table yet: their streams' versions,
+    and their command ids, are answered from here."""
+
+    recorded_at: str  # the transaction's time; every record of the group carries it
+    one_by_one: bool = False  # each append's rows and keys written as it is checked
+    position: int = -1  # of the last record (-1: not read yet)
+    prev: str = GENESIS_HASH
+    versions: dict[str, int] = field(default_factory=dict)
+    commands: dict[str, list[int]] = field(default_factory=dict)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    keys: dict[str, bytes] = field(default_factory=dict)  # new residents' keys, to store
+    keyed: list[Pending] = field(default_factory=list)  # the appends that made them
+
+
 class EventLog:
     """One service's append-only, hash-chained log of events."""
 
@@ -226,36 +246,61 @@ class EventLog:
         in a new one. An error of the commit itself fails all of them: none was answered.
         """
         with self._write_lock:
-            todo = batch
+            todo, one_by_one = batch, False
             while todo:
-                todo = self._commit_once(todo)
+                todo, one_by_one = self._commit_once(todo, one_by_one)
         fresh = [p.positions[-1] for p in batch if p.fresh and p.error is None]
         if fresh:
             for listener in self._listeners:
                 listener(fresh[-1])
 
-    def _commit_once(self, batch: list[Pending]) -> list[Pending]:
-        """Write and commit `batch`; the appends to write again if one failed half-written."""
+    def _commit_once(self, batch: list[Pending], one_by_one: bool) -> tuple[list[Pending], bool]:
+        """Write and commit `batch`; the appends to write again if one failed half-written,
+        and whether to insert each append's rows on its own then (to find which failed).
+
+        The group's rows go in with one statement before the commit, and its new residents'
+        keys with one more (kept apart, one commit of the key database for the group, not
+        one per append): the leader's time per append is what bounds concurrent appends (see
+        `_Tail`)."""
         cur = self._begin()
         keys_cur = cur if self.keys.engine is self.engine else None
+        tail = _Tail(_ts(datetime.now(UTC)), one_by_one)
         try:
             for pending in batch:
                 pending.written = False
                 try:
-                    self._write(cur, keys_cur, pending)
+                    self._write(cur, keys_cur, pending, tail)
+                    if one_by_one:
+                        self._insert(cur, tail)
                 except Exception as exc:  # noqa: BLE001 - it is this append's answer
                     pending.error = exc
                     if pending.written or not isinstance(exc, _REFUSALS):
                         self._undo(batch)
-                        return [p for p in batch if p.error is None]
+                        return [p for p in batch if p.error is None], one_by_one
             if all(p.error is not None for p in batch):
                 self._abandon()  # nothing was written
-                return []
+                return [], one_by_one
+            try:
+                self._insert(cur, tail)
+                if tail.keys:
+                    self.keys.store(tail.keys, keys_cur)
+                    for pending in tail.keyed:
+                        pending.stored_apart = keys_cur is None
+            except Exception:  # noqa: BLE001 - whose rows or keys failed? each alone tells
+                self._undo(batch)
+                return [p for p in batch if p.error is None], True
             self._writer.commit()
         except BaseException:
             self._undo(batch)
             raise
-        return []
+        return [], one_by_one
+
+    def _insert(self, cur: Any, tail: _Tail) -> None:
+        rows, tail.rows = tail.rows, []
+        if len(rows) == 1:
+            cur.execute(self._sql.insert, rows[0])
+        elif rows:
+            cur.executemany(self._sql.insert, rows)
 
     def _undo(self, batch: list[Pending]) -> None:
         """Roll back a transaction that will not commit, and the keys stored apart for it."""
@@ -265,30 +310,41 @@ class EventLog:
                 self._drop_orphan_keys(pending.new_keys, *pending.first)
                 pending.stored_apart = False
 
-    def _write(self, cur: Any, keys_cur: Any, pending: Pending) -> None:
-        """Inside the commit: one append's key check, checks and insert, and key storage."""
+    def _write(self, cur: Any, keys_cur: Any, pending: Pending, tail: _Tail) -> None:
+        """Inside the commit: one append's key check, checks and rows (queued on `tail`),
+        and key storage."""
         keys, new_keys, sealed = pending.keys, pending.new_keys, pending.sealed
         events, ids = pending.events, pending.ids
-        if new_keys and (taken := self.keys.taken(new_keys, keys_cur)):
-            # another writer made a key since we looked: use theirs
+        if new_keys and (taken := self._taken(new_keys, keys_cur, tail)):
+            # another writer (or an append before in this group) made a key: use theirs
             keys.update(taken)
             new_keys = pending.new_keys = {s: k for s, k in new_keys.items() if s not in taken}
             sealed = [self._seal(ev, event_id, keys)
                       for ev, event_id in zip(events, ids, strict=True)]
-        rows, positions, fresh = self._rows(cur, pending.stream, events, ids, sealed,
-                                            pending.expected_version, pending.meta)
+        positions, fresh = self._rows(cur, tail, pending.stream, events, ids, sealed,
+                                      pending.expected_version, pending.meta)
         pending.positions, pending.fresh = positions, fresh
         if not fresh:
             return
         pending.written = True
-        if len(rows) == 1:
-            cur.execute(self._sql.insert, rows[0])
-        else:
-            cur.executemany(self._sql.insert, rows)
         pending.first = (positions[0], ids[0])
-        if new_keys:  # stored with the first event that uses them
+        if not new_keys:  # else stored with the first event that uses them
+            return
+        if tail.one_by_one:
             self.keys.store(new_keys, keys_cur)
             pending.stored_apart = keys_cur is None
+        else:
+            tail.keys.update(new_keys)
+            tail.keyed.append(pending)
+
+    def _taken(self, new_keys: dict[str, bytes], keys_cur: Any, tail: _Tail) -> dict[str, bytes]:
+        """Keys made meanwhile for subjects of `new_keys`: by an append before in this group
+        (not stored yet), or by another writer."""
+        taken = {s: tail.keys[s] for s in new_keys if s in tail.keys}
+        rest = {s: k for s, k in new_keys.items() if s not in taken}
+        if rest:
+            taken.update(self.keys.taken(rest, keys_cur))
+        return taken
 
     def _begin(self) -> Any:
         """A cursor holding the log's write lock, on the connection appends go through.
@@ -322,37 +378,43 @@ class EventLog:
             self._writer = None
 
     def _rows(
-        self, cur: Any, stream: str, events: Sequence[NewEvent], ids: list[str],
+        self, cur: Any, tail: _Tail, stream: str, events: Sequence[NewEvent], ids: list[str],
         sealed: list[tuple[dict[str, Any], list[str] | None]], expected_version: int | None,
         meta: tuple[str | None, str | None, str, str | None],
-    ) -> tuple[list[tuple[Any, ...]], list[int], bool]:
-        """Inside the writer lock: idempotency, version check, chaining; the rows to insert
-        (none for a retried command, whose positions are returned), nothing written yet."""
+    ) -> tuple[list[int], bool]:
+        """Inside the writer lock: idempotency, version check, chaining; the append's rows are
+        queued on `tail` (none for a retried command, whose positions are returned)."""
         sql = self._sql
         command_id = meta[0]
         if command_id is not None:
-            cur.execute(sql.by_command, (command_id,))
-            done = [r[0] for r in cur.fetchall()]
+            done = tail.commands.get(command_id)
+            if done is None:
+                cur.execute(sql.by_command, (command_id,))
+                done = [r[0] for r in cur.fetchall()]
             if done:
-                return [], done, False
-        cur.execute(sql.head, (stream,))
-        head = cur.fetchone()
-        actual, position, prev, last = head or (0, 0, GENESIS_HASH, None)
+                return done, False
+        actual = tail.versions.get(stream)
+        if tail.position < 0:  # the group's first append: one query for the tail and its stream
+            cur.execute(sql.head, (stream,))
+            head = cur.fetchone()
+            actual, tail.position, tail.prev, last = head or (0, 0, GENESIS_HASH, None)
+            last_recorded = _recorded_at(last) if last is not None else ""
+            if last_recorded > tail.recorded_at:
+                tail.recorded_at = last_recorded  # the clock stepped back: keep it monotonic
+        elif actual is None:
+            cur.execute(sql.version, (stream,))
+            actual = cur.fetchone()[0]
         if expected_version is not None and actual != expected_version:
             raise ConcurrencyError(stream, expected_version, actual)
-        recorded_at = _ts(datetime.now(UTC))
-        last_recorded = _recorded_at(last) if last is not None else ""
-        if last_recorded > recorded_at:
-            recorded_at = last_recorded  # the clock stepped back: keep recorded time monotonic
+        position, prev, recorded_at = tail.position, tail.prev, tail.recorded_at
         rows = []
         for i, (ev, (data, personal)) in enumerate(zip(events, sealed, strict=True)):
             position += 1
-            version = actual + 1 + i
             record = chain.dumps({
-                "position": position, "stream": stream, "version": version, "type": ev.type,
-                "schema_version": ev.schema_version, "data": data, "event_id": ids[i],
-                "command_id": meta[0], "actor": meta[1], "correlation_id": meta[2],
-                "causation_id": meta[3], "recorded_at": recorded_at,
+                "position": position, "stream": stream, "version": actual + 1 + i,
+                "type": ev.type, "schema_version": ev.schema_version, "data": data,
+                "event_id": ids[i], "command_id": command_id, "actor": meta[1],
+                "correlation_id": meta[2], "causation_id": meta[3], "recorded_at": recorded_at,
                 "occurred_at": _ts(ev.occurred_at) if ev.occurred_at else recorded_at,
                 "subject": ev.subject, "personal": personal,
             })
@@ -362,7 +424,13 @@ class EventLog:
             hash_ = chain.link(prev, record)
             rows.append((position, record, prev, hash_))
             prev = hash_
-        return rows, [r[0] for r in rows], True
+        positions = [r[0] for r in rows]
+        tail.rows += rows  # nothing of the append was queued before it passed every check
+        tail.position, tail.prev = position, prev
+        tail.versions[stream] = actual + len(rows)
+        if command_id is not None:
+            tail.commands[command_id] = positions
+        return positions, True
 
     def _drop_orphan_keys(self, new_keys: dict[str, bytes], position: int, event_id: str) -> None:
         """After a failed log commit, remove the keys stored for it in the key database, unless

@@ -247,13 +247,17 @@ class Projector:
                     projection_checkpoints.c.projection == self.projection.name))
             self.projection.metadata.create_all(self.engine)
 
-    def rebuild(self, fetch: Fetch, progress: Progress | None = None) -> int:
-        """Reset and fold every source log again; live deliveries wait meanwhile."""
+    def rebuild(self, fetch: Fetch, progress: Progress | None = None, page: int = 10000) -> int:
+        """Reset and fold every source log again; live deliveries wait meanwhile.
+
+        Pages are larger than a catch-up's: each costs a transaction, the checkpoints and the
+        view's lookups, and nobody waits for a rebuild's first rows (a remote log caps them).
+        """
         with self._lock:
             self.rebuilding = True
             try:
                 self.reset()
-                return self.catch_up(fetch, progress=progress)
+                return self.catch_up(fetch, progress=progress, page=page)
             finally:
                 self.rebuilding = False
 

@@ -28,7 +28,7 @@ from shared.kernel.commands import execute, load
 from shared.kernel.projection import Projector
 from shared.runtime import catalogue
 from shared.runtime.auth import Principal
-from shared.runtime.declare import Command
+from shared.runtime.declare import Act, Command, acts
 from shared.runtime.providers import (
     EventStore,
     LogReader,
@@ -73,12 +73,14 @@ class WriteService:
     """A service that keeps an event log and decides commands into it.
 
     Subclasses set `name`, `commands` (their table) and `contract` (event type -> schema, from
-    their events.py), and implement `decide` and `stream_for`; `check` and `reply` may add
-    to the defaults. A method the subclass defines itself is never replaced by a generated one.
+    their events.py), and implement `decide` (and `stream_for`, unless the table's rows name
+    their streams); `check` and `reply` may add to the defaults. A method the subclass
+    defines itself is never replaced by a generated one.
     """
 
     commands: ClassVar[Sequence[Command]] = ()
     contract: ClassVar[Mapping[str, type[Schema]]] = {}
+    acts: ClassVar[Mapping[type, Act]] = {}  # from `commands`
 
     log: EventLog = EventStore()
     policy: Policy = PolicyProvider()
@@ -86,6 +88,7 @@ class WriteService:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls.acts = acts(cls.commands)
         for row in cls.commands:
             if row.name not in vars(cls):
                 setattr(cls, row.name, _command_entrypoint(row))
@@ -97,7 +100,11 @@ class WriteService:
         raise NotImplementedError
 
     def stream_for(self, command: Any) -> str:
-        raise NotImplementedError
+        """The stream the command's row names (its act); a table without acts says it here."""
+        act = self.acts.get(type(command))
+        if act is None:
+            raise NotImplementedError(f"{type(command).__name__}: no stream in the table")
+        return act.stream_for(command)
 
     def check(self, command: Any) -> None:
         """Checks against the service's own state before deciding (none by default)."""

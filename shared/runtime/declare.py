@@ -12,8 +12,8 @@ gateway entrypoint.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from marshmallow import Schema
@@ -50,6 +50,7 @@ class Route:
     public: bool = False
     prefix: str = API  # /healthz sits at the root, where load balancers look
     call: str = ""  # the RPC method when it is not `name` (an operationId clients already use)
+    deprecated: bool = False  # an old path kept for existing clients (OpenAPI says so)
 
     @property
     def rpc(self) -> bool:
@@ -83,15 +84,31 @@ Prepare = Callable[[Any, "str | None"], Any]
 
 
 @dataclass(frozen=True)
+class Act:
+    """A command as its domain handles it: the decision that turns it into events and the
+    stream they are appended to, a template over the command's fields ("visit-{visit_id}").
+    A time-driven command is an act with no route (nobody sends it over HTTP or RPC)."""
+
+    command: type
+    decide: Callable[..., Any] = field(compare=False)
+    stream: str
+
+    def stream_for(self, command: Any) -> str:
+        return self.stream.format_map(vars(command))
+
+
+@dataclass(frozen=True)
 class Command:
     """A write service's command: the dataclass the domain decides, and its route (whose
     `request` schema loads the body, over HTTP and over RPC alike). The path values fill the
     dataclass fields of the same names. `prepare(payload, command_id)` may complete a payload
-    before it is loaded (e.g. give a new visit its id)."""
+    before it is loaded (e.g. give a new visit its id). `act` names its decision and stream
+    when the table is the service's one list of them (shared by `domain.decide`)."""
 
     route: Route
     command: type
     prepare: Prepare | None = field(default=None, compare=False)
+    act: Act | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -110,8 +127,32 @@ class Command:
 def command(cls: type, name: str, method: str, path: str, summary: str, allowed: str, tag: str,
             *, service: str, roles: tuple[str, ...], request: type[Schema],
             response: type[Schema], status: int = 200,
-            prepare: Prepare | None = None) -> Command:
-    """A table row: a command with its route, signed as every write is."""
+            prepare: Prepare | None = None, decide: Callable[..., Any] | None = None,
+            stream: str = "") -> Command:
+    """A table row: a command with its route, signed as every write is, and (given `decide`
+    and `stream`) the act its domain decides."""
+    act = Act(cls, decide, stream) if decide is not None else None
     return Command(Route(name, method, path, summary, allowed, tag, service=service,
                          roles=roles, status=status, request=request, response=response,
-                         signed=True), cls, prepare)
+                         signed=True), cls, prepare, act)
+
+
+def acts(rows: Iterable[Command | Act]) -> dict[type, Act]:
+    """Each command type's act, from a table's command rows and its time-driven acts."""
+    found: dict[type, Act] = {}
+    for row in rows:
+        act = row if isinstance(row, Act) else row.act
+        if act is None:
+            continue
+        if act.command in found:
+            raise ValueError(f"{act.command.__name__} is declared twice")
+        found[act.command] = act
+    return found
+
+
+def deprecated_alias(row: Command, name: str, path: str) -> Route:
+    """An old path of a command, kept so existing clients keep working: the same RPC behind
+    it, its own operationId, marked deprecated in OpenAPI with a pointer to the new path."""
+    new = row.route
+    return replace(new, name=name, path=path, call=new.method_name, deprecated=True,
+                   summary=f"{new.summary} (deprecated: use {new.method} {new.url})")

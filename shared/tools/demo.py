@@ -2,8 +2,9 @@
 
 Twelve units and about 150 cadres. Most cadres go down on the fixed day and their unit's day;
 some miss the 28th, some manage only one day, some are on leave (part or all of the month),
-a few are transferred; some visits are corrected or retracted. Visits dated more than the
-policy's backfill days ago are flagged backfilled by the platform itself, as recorded now.
+a few are transferred and two are removed from the roster; some visits are corrected or
+retracted. Visits dated more than the policy's backfill days ago are flagged backfilled by the
+platform itself, as recorded now.
 """
 
 from __future__ import annotations
@@ -170,6 +171,11 @@ def build_plan(month: dt.date, today: dt.date, fixed_day: int, seed: int) -> Pla
         plan.add("POST", f"/cadres/{cadre_id}/transfer", {
             "to_unit_id": rng.choice([u for u in UNITS if u[0] != unit_id])[0],
             "effective_from": (month + dt.timedelta(days=14)).isoformat()})
+    staying = [(u[0], f"{u[0]}-{n:02d}") for u in UNITS for n in range(4, 14)]
+    for _unit_id, cadre_id in rng.sample([c for c in staying if c not in movers], 2):
+        plan.add("POST", f"/cadres/{cadre_id}/removal", {
+            "effective_from": (month + dt.timedelta(days=20)).isoformat(),
+            "reason": "retired"})
     return plan
 
 

@@ -206,3 +206,133 @@ def test_an_append_failing_half_written_is_rolled_back_and_the_others_written_ag
     assert log.find_command("c-3") == answers[3]
     assert log.keys.keys(["r-bad"]) == {"r-bad": None}, "its key went with it"
     assert log.verify().ok
+
+
+def test_green_threads_appending_at_once_share_commits(log):
+    """Under eventlet (the services' threads) a SQLite commit holds the hub: unless the
+    leader lets the green threads ready to append run first, none can queue behind it and
+    each waits for a commit of its own."""
+    green_appenders_share_commits(log, lambda w, n: ev(w, n))
+
+
+def test_green_threads_storing_new_residents_keys_apart_share_commits(log_factory, tmp_path):
+    """As the visits service runs: keys in a database of their own, a new resident's key
+    stored (and committed there) with each visit."""
+    log = log_factory(keys_url=f"sqlite:///{tmp_path / 'keys' / 'visits.db'}")
+
+    def visit(w: int, n: int) -> NewEvent:
+        return NewEvent("tick.made", {"writer": w, "seq": n, "name": f"R {w}-{n}"},
+                        subject=f"r-{w}-{n}", personal=("name",))
+
+    green_appenders_share_commits(log, visit)
+    assert [r.data["name"] for r in log.read_stream("w-3")] == [f"R 3-{n}" for n in range(6)]
+    assert None not in log.keys.keys([f"r-{w}-{n}" for w in range(8) for n in range(6)]).values()
+
+
+def green_appenders_share_commits(log: EventLog, event: Callable[[int, int], NewEvent]) -> None:
+    """8 green threads append 6 events each, one at a time, at once: fewer commits than
+    half the appends, every event in its stream's order, the chain intact."""
+    import eventlet
+
+    sizes: list[int] = []
+    commit = log._commit
+
+    def counted(batch: list[Any]) -> None:
+        sizes.append(len(batch))
+        commit(batch)
+
+    log._commit = counted  # type: ignore[method-assign]
+    writers, each = 8, 6
+    greens = [eventlet.spawn(lambda w=w: [log.append(f"w-{w}", [event(w, n)],
+                                                     expected_version=n)
+                                          for n in range(each)]) for w in range(writers)]
+    answers = [g.wait() for g in greens]
+    assert sum(sizes) == writers * each
+    assert len(sizes) <= writers * each // 2, f"appends did not share commits: {sizes}"
+    assert sorted(p for a in answers for [p] in a) == list(range(1, writers * each + 1))
+    for w in range(writers):
+        assert [r.data["seq"] for r in log.read_stream(f"w-{w}")] == list(range(each))
+    assert log.verify().ok
+
+
+POISON = {
+    "sqlite": ["CREATE TRIGGER poison BEFORE INSERT ON event_log WHEN NEW.record LIKE "
+               "'%poison%' BEGIN SELECT RAISE(ABORT, 'poisoned'); END"],
+    "postgresql": [
+        "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.record "
+        "LIKE '%poison%' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER poison BEFORE INSERT ON event_log FOR EACH ROW EXECUTE FUNCTION poison()",
+    ],
+}
+
+
+def test_rows_the_database_refuses_in_a_group_insert_fail_their_append_alone(log, raw):
+    """A group's rows go in with one statement: when the database refuses it, each append is
+    written again on its own, so only the one whose row was refused fails."""
+    for ddl in POISON[raw.dialect]:
+        raw.run(ddl)
+    sizes = hold_first_commit(log, 3)
+    answers = run_all([
+        lambda: log.append("first", [ev(0, 0)]),
+        lambda: log.append("a", [ev(1, 0)], expected_version=0),
+        lambda: log.append("bad", [ev(2, 0), ev(2, 1, "poison")]),
+        lambda: log.append("c", [ev(3, 0)], command_id="c-3"),
+    ])
+    assert sizes == [1, 3]
+    assert "poisoned" in str(answers[2])
+    assert answers[0] == [1] and sorted([*answers[1], *answers[3]]) == [2, 3]
+    assert [r.stream for r in log.read()] == ["first", "a", "c"]
+    assert log.verify().ok
+
+
+def test_a_command_retried_within_one_group_is_written_once(log):
+    sizes = hold_first_commit(log, 3)
+    answers = run_all([
+        lambda: log.append("first", [ev(0, 0)]),
+        lambda: log.append("s", [ev(1, 0)], command_id="c-1"),
+        lambda: log.append("s", [ev(1, 0)], command_id="c-1"),
+        lambda: log.append("s", [ev(2, 0)], expected_version=1),
+    ])
+    assert sizes == [1, 3]
+    assert answers[1] == answers[2] == [2] and answers[3] == [3]
+    assert [(r.stream, r.version) for r in log.read()] == [("first", 1), ("s", 1), ("s", 2)]
+
+
+def test_a_groups_new_keys_kept_apart_are_stored_in_one_commit(log_factory, tmp_path,
+                                                               monkeypatch):
+    """Each new resident's key stored on its own cost the key database a commit (an fsync)
+    per append; a group stores all of its keys in one."""
+    log = log_factory(keys_url=f"sqlite:///{tmp_path / 'keys' / 'visits.db'}")
+    stored: list[list[str]] = []
+    store = type(log.keys).store
+
+    def counted(self: Any, fresh: dict[str, bytes], cur: Any) -> None:
+        stored.append(sorted(fresh))
+        store(self, fresh, cur)
+
+    monkeypatch.setattr(type(log.keys), "store", counted)
+    sizes = hold_first_commit(log, 3)
+    answers = run_all([
+        lambda i=i: log.append(f"r{i}", [NewEvent("tick.made", {"name": f"N{i}"},
+                                                  subject=f"r-{i}", personal=("name",))])
+        for i in range(4)
+    ])
+    assert sizes == [1, 3] and all(isinstance(a, list) for a in answers), answers
+    assert stored == [["r-0"], ["r-1", "r-2", "r-3"]]
+    assert [r.data["name"] for r in log.read()] == ["N0", "N1", "N2", "N3"]
+
+
+def test_a_green_leader_killed_while_it_lets_others_run_hands_on_the_lead(log):
+    """The leader's yield is where a green thread can be killed (a worker stopped): its
+    append is not written, and the next append still gets a commit."""
+    import eventlet
+
+    killed = eventlet.spawn(log.append, "gone", [ev(0, 0)])
+    queued = eventlet.spawn(log.append, "queued", [ev(1, 0)])
+    eventlet.sleep(0)  # the first runs up to its yield as leader, the second queues
+    assert len(log._group._queue) == 2
+    killed.kill()
+    with eventlet.Timeout(30):
+        assert queued.wait() == [1]
+        assert log.append("after", [ev(2, 0)]) == [2]
+    assert [r.stream for r in log.read()] == ["queued", "after"]

@@ -25,13 +25,14 @@ from sqlalchemy.engine import Engine
 
 from services.compliance import projection
 from services.compliance.domain import assess, facts_from_events
-from services.visits import domain, schemas
+from services.visits import commands, domain
 from shared.campaign.policy import Policy
 from shared.eventlog import EventLog, Record
 from shared.eventlog.storage import make_engine
 from shared.kernel.commands import MemoryFold, execute, load
 from shared.kernel.errors import DomainError
 from shared.kernel.projection import Fetch, Projector, build_as_of, projection_checkpoints
+from shared.runtime import declare
 from shared.runtime.auth import Principal
 from shared.runtime.providers import deliver, log_fetch
 from shared.tools import demo
@@ -45,24 +46,14 @@ NOW = dt.datetime(2024, 5, 31, 20, 0, tzinfo=POLICY.tz)  # the demo is loaded th
 MONTHS = ("2024-04", "2024-05")
 UNIT_IDS = [u[0] for u in demo.UNITS]
 
-ROUTES: list[tuple[re.Pattern[str], type, str | None]] = [
-    (re.compile(r"^/units$"), domain.RegisterUnit, None),
-    (re.compile(r"^/cadres$"), domain.EnrolCadre, None),
-    (re.compile(r"^/cadres/([^/]+)/leave$"), domain.GrantLeave, "cadre_id"),
-    (re.compile(r"^/cadres/([^/]+)/transfer$"), domain.TransferCadre, "cadre_id"),
-    (re.compile(r"^/visits$"), domain.RecordVisit, None),
-    (re.compile(r"^/visits/([^/]+)/corrections$"), domain.CorrectVisit, "visit_id"),
-    (re.compile(r"^/visits/([^/]+)/retraction$"), domain.RetractVisit, "visit_id"),
-]
-
 
 def command_for(path: str, body: dict[str, Any]) -> Any:
-    """The command a gateway request becomes, loaded as services/visits/service.py does."""
-    for pattern, command_type, id_name in ROUTES:
-        match = pattern.match(path)
+    """The command a gateway request becomes, found by the routes the visits service declares
+    and loaded as shared/runtime/bases.py does."""
+    for row in commands.COMMANDS:
+        match = re.fullmatch(declare.PARAM.sub(r"(?P<\1>[^/]+)", row.route.path), path)
         if match:
-            ids = {id_name: match[1]} if id_name else {}
-            return command_type(**ids, **load(schemas.COMMAND_SCHEMAS[command_type], body))
+            return row.command(**match.groupdict(), **load(row.schema, body))
     raise AssertionError(f"no route for {path}")
 
 
@@ -172,6 +163,7 @@ def test_the_month_loads_as_the_demo_intends(district):
     assert types["visit.recorded"] > 300
     assert types["cadre.leave_granted"] and types["visit.corrected"]
     assert types["visit.retracted"] and types["cadre.transferred"]
+    assert types["cadre.removed"] == 2 and not types["cadre.left"]  # the act's one name
     assert types["cadre.enrolled"] == 13 * len(demo.UNITS)
     assert district.refused == []  # every request of the demo is one the domain accepts
     assert district.log.verify().ok

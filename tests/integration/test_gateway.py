@@ -235,9 +235,12 @@ def test_roster_writes(api):
     day = api.post("/units/u-a/unit-day", "operator",
                    {"unit_day": 15, "effective_from": "2021-01-01"})
     assert day.status_code == 200, day.text
-    gone = api.post("/cadres/c-b1/leaving", "operator",
+    gone = api.post("/cadres/c-b1/leaving", "operator",  # the deprecated path still works
                     {"effective_from": YESTERDAY.isoformat(), "reason": "retired"})
     assert gone.status_code == 200 and api.get("/cadres/c-b1", "operator").json()["left"]
+    again = api.post("/cadres/c-b1/removal", "operator",  # the same command: removed already
+                     {"effective_from": YESTERDAY.isoformat(), "reason": "retired"})
+    assert again.status_code == 409, again.text
 
 
 def _report(api, who, **params):

@@ -136,7 +136,7 @@ def test_compliance_as_of_is_for_supervisors_and_auditors(api):
 
 def test_tokens_end_with_the_roster(api):
     assert api.get("/compliance", "cadre_b1", params={"month": MONTH}).status_code == 200
-    gone = api.post("/cadres/c-b1/leaving", "operator",
+    gone = api.post("/cadres/c-b1/removal", "operator",
                     {"effective_from": YESTERDAY.isoformat(), "reason": "retired"})
     assert gone.status_code == 200, gone.text
     refused = api.get("/compliance", "cadre_b1", params={"month": MONTH})

@@ -1,6 +1,6 @@
 """As of any instant, the compliance view kept by position answers what refolding gave.
 
-A scripted history (transfers, leave, a unit-day change, a cadre leaving, corrections,
+A scripted history (transfers, leave, a unit-day change, cadres removed, corrections,
 retractions, pending participations confirmed and withdrawn) is decided by the visits domain
 and appended to a real event log (SQLite). The view, folded page by page, is then asked about
 every position and every record's instant; each answer must equal the reference fold of the
@@ -19,7 +19,7 @@ from services.compliance import projection
 from services.compliance.domain import assess, facts_from_events
 from services.visits import domain as d
 from shared.campaign.policy import Policy
-from shared.eventlog import EventLog, Record
+from shared.eventlog import EventLog, NewEvent, Record
 from shared.kernel.commands import MemoryFold, execute
 from shared.kernel.projection import Projector, build_as_of
 from shared.runtime.auth import Principal
@@ -82,6 +82,9 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventLog]:
                 lambda history, command=command, who=who: d.decide(
                     command, history, roster.current(log), NOW, POLICY, principal=who),
                 command_id=f"step-{n}", actor=who.actor)
+    # Logs written before #8 name a removal `cadre.left`: the view folds it all the same.
+    log.append("cadre-c", [NewEvent(d.CADRE_LEFT, {
+        "cadre_id": "c", "effective_from": "2024-03-25", "reason": "moved away"})])
     yield log
     log.close()
 
@@ -135,3 +138,32 @@ def test_every_instant_maps_to_the_last_position_recorded_by_it(log, history):
     before = history[0].recorded_at - dt.timedelta(days=1)
     assert view.position_at(fetch, "visits", before) == 0
 
+
+
+def test_a_visit_with_personal_data_folds_without_decrypting_it(tmp_path):
+    """The view decodes only the fields the rules read: a resident's sealed details are
+    never opened, and the report is the reference fold's (which opens everything)."""
+    log = EventLog.open(f"sqlite:///{tmp_path / 'visits.db'}", service="visits")
+    roster = MemoryFold(d.Roster(), d.Roster.apply)
+    steps = [*script()[:6], (d.RecordVisit(
+        visit_id="vp", cadre_ids=("a", "c"), date=dt.date(2024, 3, 31),
+        place={"township": "Qingshan"},
+        target={"kind": "household", "resident_id": None,
+                "resident": {"name": "Wang Fang", "phone": "13800000000"}}), OPERATOR)]
+    for n, (command, who) in enumerate(steps):
+        execute(log, d.stream_for(command),
+                lambda history, command=command, who=who: d.decide(
+                    command, history, roster.current(log), NOW, POLICY, principal=who),
+                command_id=f"p-{n}", actor=who.actor)
+    records = list(log.read())
+    sealed = [r for r in records if r.personal]
+    assert sealed and all("opened=False" in repr(tuple.__getitem__(r, 5)) for r in sealed)
+    view = Projector.in_memory(projection.ComplianceProjection())
+    view.apply_batch(records)
+    assert all("opened=False" in repr(tuple.__getitem__(r, 5)) for r in sealed)
+    with view.engine.connect() as conn:
+        got = projection.report(conn, "2024-03", POLICY, None)
+    assert got == reference(list(log.read()))["2024-03"]
+    assert {r["cadre_id"]: r["dates"][-1] for r in got["cadres"] if r["dates"]}["a"] == \
+        dt.date(2024, 3, 31)
+    log.close()

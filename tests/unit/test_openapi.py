@@ -23,7 +23,8 @@ EXPECTED = {
     ("post", "/api/v1/units"), ("post", "/api/v1/units/{unit_id}/unit-day"),
     ("post", "/api/v1/cadres"), ("get", "/api/v1/cadres/{cadre_id}"),
     ("post", "/api/v1/cadres/{cadre_id}/transfer"), ("post", "/api/v1/cadres/{cadre_id}/leave"),
-    ("post", "/api/v1/cadres/{cadre_id}/leaving"), ("post", "/api/v1/visits"),
+    ("post", "/api/v1/cadres/{cadre_id}/removal"), ("post", "/api/v1/cadres/{cadre_id}/leaving"),
+    ("post", "/api/v1/visits"),
     ("get", "/api/v1/visits/{visit_id}"), ("post", "/api/v1/visits/{visit_id}/corrections"),
     ("post", "/api/v1/visits/{visit_id}/retraction"),
     ("post", "/api/v1/visits/{visit_id}/confirmation"),
@@ -149,6 +150,18 @@ def test_every_ref_resolves():
     for ref in set(refs):
         assert ref.startswith("#/components/")
         assert resolve(ref)
+
+
+def test_an_old_path_is_a_deprecated_alias_of_the_same_command():
+    old = SPEC["paths"]["/api/v1/cadres/{cadre_id}/leaving"]["post"]
+    new = SPEC["paths"]["/api/v1/cadres/{cadre_id}/removal"]["post"]
+    assert old["deprecated"] is True and "deprecated" not in new
+    assert (old["operationId"], new["operationId"]) == ("remove_cadre_leaving", "remove_cadre")
+    assert "POST /api/v1/cadres/{cadre_id}/removal" in old["summary"]
+    assert (old["requestBody"], old["x-roles"]) == (new["requestBody"], new["x-roles"])
+    assert routes.ROUTES["remove_cadre_leaving"].method_name == "remove_cadre"  # one RPC
+    assert [op["operationId"] for _, _, op in operations() if op.get("deprecated")] == [
+        "remove_cadre_leaving"]
 
 
 def test_validates_with_openapi_spec_validator():

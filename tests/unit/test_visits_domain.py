@@ -11,6 +11,7 @@ import pytest
 from marshmallow import ValidationError
 from nameko.exceptions import deserialize, serialize
 
+from services.visits import commands
 from services.visits import domain as d
 from services.visits import schemas as s
 from shared.campaign.policy import Policy
@@ -176,9 +177,9 @@ def test_leave_is_granted_with_inclusive_dates(log):
         log.run(d.GrantLeave("c1", date(2024, 3, 27), date(2024, 3, 28), "training"))
 
 
-def test_a_cadre_who_left_the_roster_can_no_longer_visit_or_move(log):
+def test_a_cadre_removed_from_the_roster_can_no_longer_visit_or_move(log):
     event = log.one(d.RemoveCadre("c2", date(2024, 3, 20), "retired"))
-    assert (event.type, event.data["effective_from"]) == ("cadre.left", "2024-03-20")
+    assert (event.type, event.data["effective_from"]) == ("cadre.removed", "2024-03-20")
     cadre = log.roster().cadres["c2"]
     assert cadre.on_roster(date(2024, 3, 19)) and not cadre.on_roster(date(2024, 3, 20))
     assert cadre.memberships[-1].end == date(2024, 3, 19)
@@ -192,6 +193,24 @@ def test_a_cadre_who_left_the_roster_can_no_longer_visit_or_move(log):
         log.run(d.TransferCadre("c2", "u1", date(2024, 3, 25)))
     with pytest.raises(Conflict):
         log.run(d.RemoveCadre("c2", date(2024, 3, 21), "again"))
+
+
+def test_a_removal_logged_under_its_old_type_still_folds(log):
+    """Logs written before #8 name the act `cadre.left`: the roster reads it as a removal,
+    and the contract still describes it."""
+    data = {"cadre_id": "c2", "effective_from": "2024-03-20", "reason": "retired"}
+
+    def removal(type_: str) -> Rec:
+        return Rec(type_, data, "cadre-c2", 2, NOW, NOW)
+
+    assert s.EVENT_SCHEMAS[d.CADRE_LEFT]().load(data)["effective_from"] == date(2024, 3, 20)
+    assert d.CADRE_LEFT in d.ROSTER_EVENT_TYPES  # typed reads ask the log for it too
+    roster = d.fold_roster([*log.records, removal("cadre.left")])
+    assert roster.cadres["c2"].left_from == date(2024, 3, 20)
+    assert roster == d.fold_roster([*log.records, removal("cadre.removed")])
+    with pytest.raises(Conflict):
+        d.decide(d.RemoveCadre("c2", date(2024, 3, 21), "again"), [], roster, NOW, POLICY,
+                 principal=OPERATOR)
 
 
 def test_leaving_must_come_after_enrolment(log):
@@ -439,7 +458,7 @@ def test_every_event_a_month_of_work_produces_fits_the_event_contract(log):
     ]
     assert [e.type for e in events] == [
         "unit.unit_day_set", "cadre.transferred", "cadre.leave_granted", "visit.recorded",
-        "visit.corrected", "visit.retracted", "cadre.left",
+        "visit.corrected", "visit.retracted", "cadre.removed",
     ]
     for event in events:
         event_data_valid(event)
@@ -620,7 +639,7 @@ def test_roster_requests_load_into_commands_and_name_bad_fields():
         "effective_from": ["Not a valid date."],
         "reason": ["must not be blank"],
     }
-    assert set(s.COMMAND_SCHEMAS) == set(d._DECISIONS) - {d.RemindCadre}  # time-driven only
+    assert set(s.COMMAND_SCHEMAS) == set(commands.ACTS) - {d.RemindCadre}  # time-driven only
 
 
 def test_an_event_that_breaks_the_contract_is_caught():
