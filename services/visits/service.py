@@ -53,11 +53,12 @@ class VisitsService(bases.WriteService):
 
     def reply(self, stream: str, last: Record) -> dict[str, Any]:
         reply = super().reply(stream, last)
-        if "backfilled" in last.data:
-            reply["backfilled"] = last.data["backfilled"]
+        data = last.plain()  # the answer names the resident's id: nothing to decrypt
+        if "backfilled" in data:
+            reply["backfilled"] = data["backfilled"]
         if last.type == events.VISIT_RECORDED:
-            reply["resident_id"] = last.data["target"]["resident_id"]
-            reply["pending_cadre_ids"] = last.data.get("pending_cadre_ids", [])
+            reply["resident_id"] = data["target"]["resident_id"]
+            reply["pending_cadre_ids"] = data.get("pending_cadre_ids", [])
         return reply
 
     def check(self, command: Any) -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import msgspec
+
 GENESIS_HASH = "0" * 64
 SPECVERSION = "1.0"
 
@@ -109,6 +111,16 @@ class Record(NamedTuple):
     subject: str | None = None
     personal: tuple[str, ...] = ()
     redacted: tuple[str, ...] = ()
+
+    def plain(self) -> dict[str, Any]:
+        """The data with its personal fields withheld (None), decrypting nothing: for readers
+        of plain fields only (a command's answer needs the resident's id, not their name)."""
+        sealed = _DATA(self)
+        if not self.personal:
+            return self.data
+        if isinstance(sealed, Lazy):  # decoded as stored, sealed fields then withheld
+            return _withhold(msgspec.json.decode(sealed.raw()), self.personal)
+        return _withhold(sealed, self.personal)
 
     def to_cloudevent(self, *, personal: bool = True) -> dict[str, Any]:
         """CloudEvents 1.0 structured form; absent optional attributes are left out.

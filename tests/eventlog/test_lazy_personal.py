@@ -86,6 +86,17 @@ def test_withholding_personal_fields_decrypts_nothing_and_still_names_the_erased
         ("resident.name", "resident.phone")]
 
 
+def test_plain_fields_are_read_without_decrypting(visits, counted):
+    """A command's answer reads the resident's id, never their name: `plain()` withholds."""
+    records = list(visits.read())
+    assert [r.plain()["resident"] for r in records[:2]] == [
+        {"id": "r-1", "name": None, "phone": None}, {"id": "r-0", "name": None, "phone": None}]
+    assert records[6].plain() == {"unit": "u-1"}
+    assert counted == {"decrypt": 0, "keys": 0}
+    opened = Record(*records[0][:5], records[0].data, *records[0][6:])
+    assert opened.plain()["resident"]["name"] is None  # withheld from decrypted data too
+
+
 def test_a_sealed_record_equals_copies_and_pickles_as_the_plain_one(visits):
     [sealed] = visits.read_stream("visit-1")
     [again] = visits.read_stream("visit-1")
