@@ -48,16 +48,7 @@ from services.visits.events import (  # the producer's published types
     VISIT_RETRACTED,
 )
 from shared.campaign.policy import Policy
-from shared.campaign.roster import (
-    CADRE_EVENT_TYPES,
-    ROSTER_EVENT_TYPES,
-    UNIT_EVENT_TYPES,
-    Cadre,
-    Event,
-    Unit,
-    evolve_cadre,
-    evolve_unit,
-)
+from shared.campaign.roster import ROSTER_EVENT_TYPES, Cadre, Event, Roster, Unit
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -128,17 +119,13 @@ def visits_from_rows(participations: Iterable[Participation]) -> dict[str, Visit
 
 def evolve(facts: Facts, record: Event) -> Facts:
     """The facts after one more event, in log order; other event types change nothing."""
-    kind, data = record.type, record.data
-    if kind in UNIT_EVENT_TYPES:
-        unit = evolve_unit(facts.units.get(data["unit_id"]), record)
-        return facts if unit is None else replace(facts, units={**facts.units,
-                                                                 unit.unit_id: unit})
-    if kind in CADRE_EVENT_TYPES:
-        cadre = evolve_cadre(facts.cadres.get(data["cadre_id"]), record)
-        return facts if cadre is None else replace(facts, cadres={**facts.cadres,
-                                                                   cadre.cadre_id: cadre})
-    if kind in VISIT_EVENT_TYPES:
-        visit_id = data["visit_id"]
+    if record.type in ROSTER_EVENT_TYPES:  # the one roster fold's steps
+        before = Roster(facts.units, facts.cadres)
+        after = before.apply(record)
+        return facts if after is before else replace(facts, units=after.units,
+                                                     cadres=after.cadres)
+    if record.type in VISIT_EVENT_TYPES:
+        visit_id = record.data["visit_id"]
         visit = evolve_visit(facts.visits.get(visit_id), record)
         visits = {k: v for k, v in facts.visits.items() if k != visit_id}
         if visit is not None:
@@ -160,14 +147,10 @@ def evolve_visit(visit: VisitFacts | None, record: Event) -> VisitFacts | None:
     return step(visit, record.data) if step else visit
 
 
-def _day(value: str) -> dt.date:
-    return dt.date.fromisoformat(value)
-
-
 def _visit_recorded(visit: VisitFacts | None, data: dict[str, Any]) -> VisitFacts | None:
     return VisitFacts(
-        data["visit_id"], _day(data["date"]), data["backfilled"], tuple(data["cadre_ids"]),
-        tuple(data.get("pending_cadre_ids", ())),
+        data["visit_id"], dt.date.fromisoformat(data["date"]), data["backfilled"],
+        tuple(data["cadre_ids"]), tuple(data.get("pending_cadre_ids", ())),
     )
 
 
@@ -178,7 +161,7 @@ def _visit_corrected(visit: VisitFacts | None, data: dict[str, Any]) -> VisitFac
     pending = data.get("pending_cadre_ids", [c for c in visit.pending if c in cadre_ids])
     return replace(
         visit,
-        date=_day(data["date"]) if "date" in data else visit.date,
+        date=dt.date.fromisoformat(data["date"]) if "date" in data else visit.date,
         cadre_ids=cadre_ids, pending=tuple(pending),
         backfilled=data.get("backfilled", visit.backfilled),
     )

@@ -53,6 +53,7 @@ from shared.campaign.roster import (
 )
 from shared.eventlog import Record
 from shared.eventlog.model import Lazy
+from shared.eventlog.storage import placeholder
 
 OPEN = 2**62  # ended_at of a fact that still holds (later than any log position)
 VERSION = 2  # 1: one mutable row per unit, cadre and participation, pending kept apart
@@ -198,7 +199,7 @@ def _write(conn: Connection, table: Table, keys: tuple[str, ...], versions: Vers
              "k_made": made, "k_ended": ended} for key, made, ended in versions.ended])
     rows = list(versions.rows(to_row))
     if rows:  # the DB-API's executemany: SQLAlchemy's per-row parameter handling costs more
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        mark = placeholder(conn.dialect.name)
         names = [c.name for c in table.columns if c.name not in ("made_at", "ended_at")]
         columns = ", ".join(f'"{n}"' for n in (*names, "made_at", "ended_at"))
         conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({columns}) VALUES '
@@ -334,24 +335,6 @@ class ComplianceProjection:
                 share_v.set((visit_id, cadre_id), new.get(cadre_id), position)
 
 
-def _holding(table: Table, at: int) -> Any:
-    """Rows that held at log position `at`."""
-    return (table.c.made_at <= at) & (table.c.ended_at > at)
-
-
-def month_facts(conn: Connection, month: str, at: int | None = None) -> domain.Facts:
-    """Every unit and cadre, and the participations dated in `month`, as they stood at log
-    position `at` (None: now)."""
-    at = OPEN - 1 if at is None else at
-    period = domain.parse_month(month)
-    p = participations.c
-    rows = conn.execute(select(p.cadre_id, p.visit_id, p.date, p.backfilled, p.confirmed).where(
-        p.date >= period.first, p.date <= period.last, _holding(participations, at)))
-    return domain.facts_from_rows(
-        _units_at(conn, at), _cadres_at(conn, at),
-        (domain.Participation(*row) for row in rows))
-
-
 def _units_at(conn: Connection, at: int) -> dict[str, Unit]:
     sql = 'SELECT unit_id, facts FROM compliance_units WHERE made_at <= {0} AND ended_at > {0}'
     return {r[0]: _unit(r[0], r[1]) for r in _driver_rows(conn, sql, at)}
@@ -365,7 +348,7 @@ def _cadres_at(conn: Connection, at: int) -> list[Cadre]:
 def _driver_rows(conn: Connection, sql: str, *values: Any) -> list[Any]:
     """Rows straight from the DB driver (`{0}`, `{1}`.. are its parameters): thousands of rows
     through SQLAlchemy's result rows cost more than the query."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = placeholder(conn.dialect.name)
     order = [int(n) for n in _PARAMETER.findall(sql)]
     return list(conn.exec_driver_sql(_PARAMETER.sub(mark, sql),
                                      tuple(values[n] for n in order)).all())

@@ -24,23 +24,17 @@ import eventlet
 from services.gateway import access
 from services.gateway.http import Call, Reply
 from services.gateway.openapi import SPEC
-from services.gateway.routes import ROUTES, Route
-from shared.kernel.errors import NotFound
+from services.gateway.routes import Route
 
 Handler = Callable[[Call], Reply]
 
 
 def _unit_of(call: Call) -> access.UnitOf:
     """The current unit of a cadre, from the roster (None when not on the roster)."""
-    cache: dict[str, str | None] = {}
 
     def unit_of(cadre_id: str) -> str | None:
-        if cadre_id not in cache:
-            try:
-                cache[cadre_id] = call.roster.get_cadre(cadre_id)["unit_id"]
-            except NotFound:
-                cache[cadre_id] = None
-        return cache[cadre_id]
+        cadre = call.cadre(cadre_id)
+        return None if cadre is None else cadre["unit_id"]
 
     return unit_of
 
@@ -122,5 +116,3 @@ def handler(route: Route) -> Handler:
     fn = SPECIAL.get(route.name) or (write if route.write else read)
     return functools.partial(fn, route)
 
-
-HANDLERS: dict[str, Handler] = {name: handler(route) for name, route in ROUTES.items()}

@@ -125,6 +125,7 @@ class Call:
     _body: dict[str, Any] | None = None
     keys: IdempotencyStore | None = None
     signer: Signer | None = None
+    _cadres: dict[str, Any] = field(default_factory=dict)  # roster entries read for this call
 
     def __post_init__(self) -> None:
         check_plain(self.params, "path")  # no NUL in an id the handlers pass on
@@ -143,6 +144,16 @@ class Call:
     def roster(self) -> Remote:
         """The service that keeps the roster (tokens of cadres stand or fall by it)."""
         return self.remote(ROSTER_SERVICE)
+
+    def cadre(self, cadre_id: str) -> Mapping[str, Any] | None:
+        """The roster's entry for a cadre, or None when it does not know them; read once per
+        request (the standing check and the handler ask about the same cadre)."""
+        if cadre_id not in self._cadres:
+            try:
+                self._cadres[cadre_id] = self.roster.get_cadre(cadre_id)
+            except NotFound:
+                self._cadres[cadre_id] = None
+        return self._cadres[cadre_id]
 
     def act(self, remote: Remote, method: str, *args: Any) -> Any:
         """Call `method(signed principal, *args)`: the principal signed for exactly this call,
@@ -180,11 +191,7 @@ def check_standing(call: Call, today: date) -> None:
     cadre_id = call.principal.cadre_id
     if cadre_id is None:
         return
-    try:
-        cadre = call.roster.get_cadre(cadre_id)
-    except NotFound:
-        cadre = None
-    reason = roster_refusal(call.principal, cadre, today)
+    reason = roster_refusal(call.principal, call.cadre(cadre_id), today)
     if reason is not None:
         raise Unauthenticated(f"token no longer valid: {reason}")
 

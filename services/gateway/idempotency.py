@@ -29,11 +29,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, delete, select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Request, Response
 
 from shared.eventlog.storage import exclusive, make_engine
@@ -173,9 +172,7 @@ class IdempotencyStore:
     @classmethod
     def open(cls, url: str, *, window: float = 86400.0, lease: float = 30.0,
              clock: Callable[[], float] = time.time) -> IdempotencyStore:
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # make_engine makes a SQLite database's folder (0700) when missing
         return cls(make_engine(url), window=window, lease=lease, clock=clock)
 
     def claim(self, scope: str, fingerprint: str) -> Claim:

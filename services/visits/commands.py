@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from services.visits import domain
+from services.visits import domain, rights
 from services.visits import schemas as s
 from shared.runtime.declare import (
     EVERYONE,
@@ -28,7 +28,7 @@ from shared.runtime.declare import (
 
 SERVICE = "visits"
 ROSTER_WRITERS = ("operator",)
-VISIT_WRITERS = ("operator", "cadre", "head")
+VISIT_WRITERS = rights.WRITERS  # the edge filters as the decisions do
 
 OPERATOR = "operator"
 VISIT_WRITER_RULE = (

@@ -319,8 +319,8 @@ def fold_visit(history: Iterable[HistoryRecord]) -> VisitState | None:
 def _visit_step(state: VisitState | None, record: HistoryRecord) -> VisitState | None:
     data = record.data
     if record.type == VISIT_RECORDED:
-        values = {k: v for k, v in data.items() if k not in ("visit_id", "backfilled")}
-        values.pop("pending_cadre_ids", None)
+        values = {k: v for k, v in data.items()
+                  if k not in ("visit_id", "backfilled", "pending_cadre_ids")}
         return VisitState(
             visit_id=data["visit_id"], values=values, recorded=values,
             recorded_at=record.recorded_at, backfilled=data["backfilled"], version=record.version,

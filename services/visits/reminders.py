@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from services.visits import domain, schemas
+from services.visits import domain, events, schemas
 from shared.campaign.policy import Policy
+from shared.campaign.roster import Event
 from shared.eventlog import EventLog, Record
 from shared.kernel.commands import MemoryFold
 from shared.kernel.timed import Due, fire
@@ -32,16 +33,7 @@ from shared.runtime.auth import Principal
 RULE = "quota_reminder"
 LEVEL = "before_fixed_day"
 TIMER = Principal(role=domain.TIMER_ROLE, token_id="timer")
-EVENT_TYPES = (domain.VISIT_RECORDED, domain.VISIT_CORRECTED, domain.VISIT_RETRACTED,
-               domain.PARTICIPATION_CONFIRMED, domain.PARTICIPATION_WITHDRAWN,
-               domain.CADRE_REMINDED)
-
-
-class Event(Protocol):
-    @property
-    def type(self) -> str: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
+EVENT_TYPES = (*events.VISIT_EVENT_TYPES, events.CADRE_REMINDED)
 
 
 @dataclass

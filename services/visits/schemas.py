@@ -19,6 +19,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from services.visits import domain
+from shared.campaign.policy import MONTH_PATTERN
 from shared.kernel.dates import date_field, instant_field
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
@@ -422,7 +423,7 @@ class CadreRemindedData(Schema):
     """Time-driven: the cadre was still short of the month's quota before its fixed day."""
 
     cadre_id = ident(required=True)
-    month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
+    month = fields.String(required=True, validate=validate.Regexp(MONTH_PATTERN))
     rule = ident(required=True)
     level = ident(required=True)
     days_so_far = fields.Integer(required=True, strict=True, validate=validate.Range(0, 31))

@@ -115,9 +115,9 @@ class Record(NamedTuple):
     def plain(self) -> dict[str, Any]:
         """The data with its personal fields withheld (None), decrypting nothing: for readers
         of plain fields only (a command's answer needs the resident's id, not their name)."""
-        sealed = _DATA(self)
         if not self.personal:
             return self.data
+        sealed = _DATA(self)
         if isinstance(sealed, Lazy):  # decoded as stored, sealed fields then withheld
             return _withhold(msgspec.json.decode(sealed.raw()), self.personal)
         return _withhold(sealed, self.personal)

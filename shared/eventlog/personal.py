@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 
 from shared.eventlog.chain import dumps
 from shared.eventlog.model import ForgottenSubjectError, Lazy
-from shared.eventlog.storage import exclusive
+from shared.eventlog.storage import exclusive, placeholder
 
 ENCRYPTED = "$enc"
 key_metadata = MetaData()
@@ -67,12 +67,12 @@ class KeyStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._mark = placeholder(engine.dialect.name)
+        # what SQLAlchemy would do to these values, for `store`'s bare cursor
+        self._as_key = subject_keys.c.key.type.bind_processor(engine.dialect) or _same
+        self._as_time = subject_keys.c.created_at.type.bind_processor(engine.dialect) or _same
         with exclusive(engine, "grassroots.schema") as conn:
             key_metadata.create_all(conn)
-
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
 
     def keys_for_writing(self, subjects: Iterable[str]) -> tuple[dict[str, bytes], Fresh]:
         """The subjects' keys, and fresh ones (made here, stored by nobody yet) for those who
@@ -94,30 +94,23 @@ class KeyStore:
         SQLAlchemy's statement machinery cost more than the query on every append."""
         raw = self.engine.raw_connection()
         try:
-            cur = raw.cursor()
-            mark = "?" if self.dialect == "sqlite" else "%s"
-            cur.execute("SELECT subject, key, erased_at FROM subject_keys WHERE subject IN "
-                        f"({', '.join([mark] * len(subjects))})", tuple(subjects))
-            rows = list(cur.fetchall())
+            rows = self._query(raw.cursor(), subjects)
             raw.commit()
             return rows
         finally:
             raw.close()
 
+    def _query(self, cur: Any, subjects: Iterable[str]) -> list[Any]:
+        wanted = tuple(subjects)
+        cur.execute("SELECT subject, key, erased_at FROM subject_keys WHERE subject IN "
+                    f"({', '.join([self._mark] * len(wanted))})", wanted)
+        return list(cur.fetchall())
+
     def taken(self, fresh: Fresh, cur: Any | None) -> dict[str, bytes]:
         """Inside the append's critical section: keys another writer made meanwhile for subjects
         of `fresh` (the append must use those instead). `cur` is the append's own cursor when
         the keys share the log's database, else None (the key database is asked)."""
-        if cur is None:
-            rows = self._select(set(fresh))
-        else:
-            mark = "?" if self.dialect == "sqlite" else "%s"
-            cur.execute(
-                "SELECT subject, key, erased_at FROM subject_keys WHERE subject IN "
-                f"({', '.join([mark] * len(fresh))})",
-                tuple(fresh),
-            )
-            rows = cur.fetchall()
+        rows = self._select(set(fresh)) if cur is None else self._query(cur, fresh)
         return _usable(rows)
 
     def store(self, fresh: Fresh, cur: Any | None) -> None:
@@ -130,9 +123,7 @@ class KeyStore:
                     {"subject": s, "key": k, "created_at": now} for s, k in fresh.items()
                 ])
             return
-        mark = "?" if self.dialect == "sqlite" else "%s"
-        as_key = subject_keys.c.key.type.bind_processor(self.engine.dialect) or _same
-        as_time = subject_keys.c.created_at.type.bind_processor(self.engine.dialect) or _same
+        mark, as_key, as_time = self._mark, self._as_key, self._as_time
         cur.executemany(
             f"INSERT INTO subject_keys (subject, key, created_at) VALUES ({mark}, {mark}, {mark})",
             [(s, as_key(k), as_time(now)) for s, k in fresh.items()],

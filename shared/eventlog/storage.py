@@ -207,6 +207,11 @@ def preallocate_wal(conn: Connection) -> None:
 READ = "position, record, prev_hash, hash"
 
 
+def placeholder(dialect: str) -> str:
+    """The DBAPI parameter mark of the dialect's driver (sqlite3: `?`, psycopg2: `%s`)."""
+    return "?" if dialect == "sqlite" else "%s"
+
+
 class Statements:
     """The log's hot-path SQL, rendered once per dialect and run on the pooled DBAPI cursor.
 
@@ -216,7 +221,7 @@ class Statements:
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
-        mark = "?" if dialect == "sqlite" else "%s"
+        mark = placeholder(dialect)
         self.by_command = (
             f"SELECT position FROM event_log WHERE command_id = {mark} ORDER BY position"
         )

@@ -19,6 +19,8 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields
 from marshmallow.decorators import POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
 from marshmallow.utils import missing
 
+from shared.kernel.contracts import instance
+
 Load = Callable[[Any], Any]
 
 
@@ -40,8 +42,6 @@ def fast_load(schema: type[Schema], data: Any, *, postprocess: bool = True) -> A
 @cache
 def compiled(schema: type[Schema], postprocess: bool = True) -> Load:
     """The loader of a schema class, built once."""
-    from shared.kernel.contracts import instance
-
     return _schema_loader(instance(schema), postprocess)
 
 
