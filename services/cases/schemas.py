@@ -1,0 +1,335 @@
+"""The cases service's wire contract: commands in, event data recorded, answers out.
+
+A command schema loads to the keyword arguments of its dataclass in domain.py (the case id
+comes from the URL). The resident's name, phone and address are marked personal (as the
+visits service marks them), so the log encrypts them under the resident's key and never
+publishes them; `resident_id` is the data subject. Categories are configuration
+(case_policy.yml), so the decision, not the schema, checks a category.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from services.cases import events as e
+from shared.kernel.dates import date_field
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 -]{2,30}$")
+PERSONAL = {"personal": True, "x-personal": True}  # x-: apispec copies it into OpenAPI
+ORIGINS = ("visit", "petition", "hotline")
+OUTCOMES = ("solved", "explained", "not_our_duty", "duplicate")
+SATISFACTIONS = ("satisfied", "basically_satisfied", "unsatisfied")
+DECISIONS = ("approved", "denied")
+EVIDENCE_KINDS = ("photo", "document", "audio", "video", "other")
+STATES = ("registered", "assigned", "returned", "accepted", "extension_requested", "resolved",
+          "called_back", "parked", "closed")
+
+
+def _plain(value: str) -> None:
+    """Not blank, no NUL, no lone surrogate (the log and JSON cannot hold them)."""
+    if not value.strip():
+        raise ValidationError("must not be blank")
+    if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
+        raise ValidationError("must not contain NUL or a lone surrogate")
+
+
+def text(max_length: int = 500, **kwargs: Any) -> fields.String:
+    return fields.String(validate=[validate.Length(max=max_length), _plain], **kwargs)
+
+
+def ident(**kwargs: Any) -> fields.String:
+    message = "must be 1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+    return fields.String(validate=validate.Regexp(ID_PATTERN, error=message), **kwargs)
+
+
+def one_of(choices: Sequence[str], **kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.OneOf(choices), **kwargs)
+
+
+class TupleList(fields.List):
+    """A JSON array loaded as a tuple, as the frozen commands hold it."""
+
+    container = tuple  # what shared.kernel.compiled's fast loader makes of it, the same
+
+    def _deserialize(  # type: ignore[override]
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> tuple[Any, ...]:
+        return tuple(super()._deserialize(value, attr, data, **kwargs))
+
+
+class PlaceSchema(Schema):
+    """Where the difficulty is (never the resident's address: that is personal)."""
+
+    township = text(200, required=True)
+    village = text(200)
+    community = text(200)
+    detail = text(300, metadata={"description": "a street, a building, a landmark"})
+
+
+class ResidentSchema(Schema):
+    id = ident(load_default=None, metadata={
+        "description": "the resident's id when known (e.g. from the visit); else one is issued",
+    })
+    name = text(100, required=True, metadata=PERSONAL)
+    phone = fields.String(load_default=None, allow_none=True, metadata=PERSONAL,
+                          validate=validate.Regexp(PHONE_PATTERN, error="not a phone number"))
+    address = text(300, load_default=None, allow_none=True, metadata=PERSONAL)
+
+
+class EvidenceSchema(Schema):
+    kind = one_of(EVIDENCE_KINDS, required=True)
+    ref = text(500, required=True, metadata={"description": "a URL or a storage key"})
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+class RegisterCaseSchema(Schema):
+    case_id = ident(data_key="id", load_default=None, metadata={
+        "description": "client-chosen id (one is made if left out): a retry is harmless",
+    })
+    origin = one_of(ORIGINS, required=True)
+    category = ident(required=True, metadata={"description": "a code of GET services.json"})
+    description = text(2000, required=True)
+    place = fields.Nested(PlaceSchema, required=True)
+    unit_id = ident(load_default=None, metadata={"description": "the unit whose area it is"})
+    resident = fields.Nested(ResidentSchema, load_default=None, allow_none=True)
+    visit_id = ident(load_default=None, metadata={"description": "the visit that found it"})
+    cadre_ids = TupleList(ident(), load_default=())
+
+
+class AssignCaseSchema(Schema):
+    unit_id = ident(required=True)
+    note = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+class AcceptCaseSchema(Schema):
+    pass
+
+
+class ReturnCaseSchema(Schema):
+    reason = text(1000, required=True)
+
+
+class NoteProgressSchema(Schema):
+    note = text(2000, required=True)
+
+
+class RequestExtensionSchema(Schema):
+    working_days = fields.Integer(required=True, strict=True, validate=validate.Range(1, 250))
+    reason = text(1000, required=True)
+
+
+class DecideExtensionSchema(Schema):
+    decision = one_of(DECISIONS, required=True)
+    comment = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+class ResolveCaseSchema(Schema):
+    outcome = one_of(OUTCOMES, required=True)
+    result = text(2000, required=True)
+    evidence = TupleList(fields.Nested(EvidenceSchema), load_default=())
+
+
+class RecordCallbackSchema(Schema):
+    satisfaction = one_of(SATISFACTIONS, required=True)
+    comment = text(1000, required=True)
+
+
+class ReopenCaseSchema(Schema):
+    reason = text(1000, required=True)
+
+
+class CloseCaseSchema(Schema):
+    comment = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+class ParkCaseSchema(Schema):
+    reason = text(1000, required=True)
+    review_date = date_field(required=True, metadata={
+        "description": "the local date the case comes back to its unit",
+    })
+
+
+class CaseQuerySchema(Schema):
+    unit_id = ident()
+    state = one_of(STATES)
+    overdue = fields.Boolean()
+    page = fields.Integer(load_default=1, strict=False, validate=validate.Range(1, 100000))
+    page_size = fields.Integer(load_default=50, strict=False, validate=validate.Range(1, 500))
+
+
+# --- event data (the published contract) --------------------------------------------------
+
+
+def _case() -> dict[str, fields.Field]:
+    return {"case_id": ident(required=True)}
+
+
+def _data(name: str, **more: fields.Field) -> type[Schema]:
+    return Schema.from_dict({**_case(), **more}, name=name)
+
+
+class ResidentData(Schema):
+    name = text(100, required=True, metadata=PERSONAL)
+    phone = fields.String(required=True, allow_none=True, metadata=PERSONAL)
+    address = fields.String(required=True, allow_none=True, metadata=PERSONAL)
+
+
+class CaseRegisteredData(Schema):
+    case_id = ident(required=True)
+    origin = one_of(ORIGINS, required=True)
+    category = ident(required=True)
+    description = text(2000, required=True)
+    place = fields.Nested(PlaceSchema, required=True)
+    unit_id = ident(required=True, allow_none=True)
+    visit_id = ident(required=True, allow_none=True)
+    cadre_ids = fields.List(ident(), required=True)
+    resident_id = ident(required=True, allow_none=True, metadata={
+        "description": "the data subject: the resident's key encrypts `resident`", "subject": True,
+    })
+    resident = fields.Nested(ResidentData, required=True, allow_none=True, metadata={
+        "description": "encrypted under the resident's key; null once the resident is forgotten",
+    })
+
+
+def _day(**kwargs: Any) -> fields.Date:
+    return fields.Date(required=True, **kwargs)
+
+
+def _level() -> fields.String:
+    return ident(required=True, metadata={"description": "what fired: the deadline's kind-round"})
+
+
+def _kind(**kwargs: Any) -> fields.String:
+    return one_of(("acceptance", "resolution"), **kwargs)
+
+
+CaseAssignedData = _data("CaseAssignedData", unit_id=ident(required=True),
+                         note=fields.String(required=True), accept_by=_day(),
+                         resolve_by=_day(), upheld=fields.Boolean(required=True))
+CaseAcceptedData = _data("CaseAcceptedData", unit_id=ident(required=True),
+                         on_time=fields.Boolean(required=True))
+CaseReturnedData = _data("CaseReturnedData", unit_id=ident(required=True),
+                         reason=text(1000, required=True))
+ProgressNotedData = _data("ProgressNotedData", note=text(2000, required=True))
+ExtensionRequestedData = _data(
+    "ExtensionRequestedData", working_days=fields.Integer(required=True, strict=True),
+    reason=text(1000, required=True), deadline=_day())
+ExtensionDecidedData = _data("ExtensionDecidedData", decision=one_of(DECISIONS, required=True),
+                             comment=fields.String(required=True), resolve_by=_day())
+CaseResolvedData = _data(
+    "CaseResolvedData", outcome=one_of(OUTCOMES, required=True),
+    result=text(2000, required=True), evidence=fields.List(fields.Nested(EvidenceSchema),
+                                                           required=True),
+    resolved_by=fields.String(required=True),
+    resolver_cadre_id=ident(required=True, allow_none=True), callback_due=_day())
+CallbackRecordedData = _data(
+    "CallbackRecordedData", satisfaction=one_of(SATISFACTIONS, required=True),
+    comment=text(1000, required=True),
+    unsatisfied_count=fields.Integer(required=True, strict=True))
+CaseClosedData = _data("CaseClosedData", comment=fields.String(required=True))
+CaseReopenedData = _data("CaseReopenedData", reason=text(1000, required=True),
+                         resolve_by=_day())
+CaseParkedData = _data("CaseParkedData", reason=text(1000, required=True), review_date=_day())
+CaseUnparkedData = _data("CaseUnparkedData", level=_level(), review_date=_day(),
+                         resolve_by=_day())
+DeadlineApproachingData = _data("DeadlineApproachingData", level=_level(),
+                                kind=_kind(required=True), deadline=_day())
+CaseOverdueData = _data("CaseOverdueData", level=_level(), kind=_kind(required=True),
+                        deadline=_day())
+CaseEscalatedData = _data(
+    "CaseEscalatedData", level=_level(), reason=text(200, required=True),
+    kind=_kind(), deadline=fields.Date())
+DifficultyRemovedData = _data("DifficultyRemovedData", visit_id=ident(required=True),
+                              reason=text(1000, required=True))
+
+EVENT_SCHEMAS: dict[str, type[Schema]] = {
+    e.CASE_REGISTERED: CaseRegisteredData,
+    e.CASE_ASSIGNED: CaseAssignedData,
+    e.CASE_ACCEPTED: CaseAcceptedData,
+    e.CASE_RETURNED: CaseReturnedData,
+    e.PROGRESS_NOTED: ProgressNotedData,
+    e.EXTENSION_REQUESTED: ExtensionRequestedData,
+    e.EXTENSION_DECIDED: ExtensionDecidedData,
+    e.CASE_RESOLVED: CaseResolvedData,
+    e.CALLBACK_RECORDED: CallbackRecordedData,
+    e.CASE_CLOSED: CaseClosedData,
+    e.CASE_REOPENED: CaseReopenedData,
+    e.CASE_PARKED: CaseParkedData,
+    e.CASE_UNPARKED: CaseUnparkedData,
+    e.DEADLINE_APPROACHING: DeadlineApproachingData,
+    e.CASE_OVERDUE: CaseOverdueData,
+    e.CASE_ESCALATED: CaseEscalatedData,
+    e.DIFFICULTY_REMOVED: DifficultyRemovedData,
+}
+
+
+# --- answers ------------------------------------------------------------------------------
+
+
+class AcceptedSchema(Schema):
+    """The answer to a command: the case and the log position of what it appended."""
+
+    id = fields.String(required=True)
+    position = fields.Integer(required=True)
+
+
+class ResidentReadSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(allow_none=True, metadata=PERSONAL)
+    phone = fields.String(allow_none=True, metadata=PERSONAL)
+    address = fields.String(allow_none=True, metadata=PERSONAL)
+
+
+class CaseSchema(Schema):
+    """GET /cases/{id}: the case now, its deadlines (instants in the district's time zone)
+    and the commands its state allows."""
+
+    id = fields.String(required=True)
+    state = one_of(STATES, required=True)
+    origin = fields.String(required=True)
+    category = fields.String(required=True)
+    description = fields.String(required=True)
+    place = fields.Nested(PlaceSchema, required=True)
+    unit_id = fields.String(allow_none=True)
+    visit_id = fields.String(allow_none=True)
+    resident = fields.Nested(ResidentReadSchema, allow_none=True)
+    personal_data = one_of(("shown", "withheld", "erased", "none"), required=True)
+    accept_by = fields.AwareDateTime(allow_none=True)
+    resolve_by = fields.AwareDateTime(allow_none=True)
+    callback_due = fields.AwareDateTime(allow_none=True)
+    review_date = fields.Date(allow_none=True)
+    outcome = fields.String(allow_none=True)
+    overdue = fields.Boolean(required=True)
+    escalated = fields.Boolean(required=True)
+    difficulty_removed = fields.Boolean(required=True)
+    allowed = fields.List(fields.String(), required=True, metadata={
+        "description": "the commands the case's state allows now (the caller's role aside)",
+    })
+    version = fields.Integer(required=True)
+
+
+class TimelineEntrySchema(Schema):
+    position = fields.Integer(required=True)
+    type = fields.String(required=True)
+    actor = fields.String(allow_none=True)
+    recorded_at = fields.AwareDateTime(required=True)
+    data = fields.Dict(required=True, metadata={"description": "personal fields withheld"})
+
+
+class TimelineSchema(Schema):
+    id = fields.String(required=True)
+    events = fields.List(fields.Nested(TimelineEntrySchema), required=True)
+
+
+class CaseListSchema(Schema):
+    cases = fields.List(fields.Nested(CaseSchema), required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+    total = fields.Integer(required=True)
