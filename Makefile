@@ -40,6 +40,7 @@ up: venv install broker
 
 test: venv install broker
 	@bash scripts/ensure-postgres.sh
+	@bash scripts/ensure-faketime.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo --no-cache

@@ -19,7 +19,9 @@ cat > "$target" <<ENV
 # cannot be verified.
 POSTGRES_PASSWORD=$(hex 24)
 VISITS_AMQP_PASSWORD=$(hex 24)
+CASES_AMQP_PASSWORD=$(hex 24)
 COMPLIANCE_AMQP_PASSWORD=$(hex 24)
+CASEBOARD_AMQP_PASSWORD=$(hex 24)
 GATEWAY_AMQP_PASSWORD=$(hex 24)
 OPERATOR_AMQP_PASSWORD=$(hex 24)
 GRASSROOTS_SIGNING_KEY=ed25519:$(head -c 32 /dev/urandom | base64 | tr -d '\n')

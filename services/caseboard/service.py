@@ -19,7 +19,6 @@ SOURCE = "cases"
 
 class CaseBoardService(bases.ViewService):
     name = "caseboard"
-    reads = (SOURCE,)  # until the catalogue lists the service (it then says the same)
 
     view: Projector = ProjectorProvider(projection.CaseBoardProjection())
 

@@ -440,8 +440,8 @@ def register_case(cmd: RegisterCase, state: CaseState | None, ctx: Context) -> l
 def _registered_data(cmd: RegisterCase, state: CaseState | None) -> dict[str, Any]:
     resident = cmd.resident
     known = state.registered.get("resident_id") if state else None
-    person = None
-    if resident is not None:
+    person = None  # a resident named by id alone (a visit's, #10): the pseudonym, no details
+    if resident is not None and resident.get("name") is not None:
         person = {k: resident.get(k) for k in ("name", "phone", "address")}
     return {
         "case_id": cmd.case_id, "origin": cmd.origin, "category": cmd.category,

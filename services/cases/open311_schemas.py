@@ -15,8 +15,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from services.cases.schemas import PHONE_PATTERN, text
 from shared.kernel.dates import instant_field
+from shared.kernel.fields import PHONE_PATTERN, text
 
 SPAN = dt.timedelta(days=90)  # the spec's default window, and the widest a query may ask for
 LIMIT = 1000  # the spec's default limit, and the largest page

@@ -9,81 +9,41 @@ publishes them; `resident_id` is the data subject. Categories are configuration
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
 from services.cases import events as e
+from shared.kernel import fields as shared
 from shared.kernel.dates import date_field
+from shared.kernel.fields import (
+    EvidenceSchema,
+    ResidentData,
+    ResidentReadSchema,
+    TupleList,
+    ident,
+    one_of,
+    text,
+)
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
-PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 -]{2,30}$")
-PERSONAL = {"personal": True, "x-personal": True}  # x-: apispec copies it into OpenAPI
 ORIGINS = ("visit", "petition", "hotline")
 OUTCOMES = ("solved", "explained", "not_our_duty", "duplicate")
 SATISFACTIONS = ("satisfied", "basically_satisfied", "unsatisfied")
 DECISIONS = ("approved", "denied")
-EVIDENCE_KINDS = ("photo", "document", "audio", "video", "other")
 STATES = ("registered", "assigned", "returned", "accepted", "extension_requested", "resolved",
           "called_back", "parked", "closed")
 
 
-def _plain(value: str) -> None:
-    """Not blank, no NUL, no lone surrogate (the log and JSON cannot hold them)."""
-    if not value.strip():
-        raise ValidationError("must not be blank")
-    if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
-        raise ValidationError("must not contain NUL or a lone surrogate")
-
-
-def text(max_length: int = 500, **kwargs: Any) -> fields.String:
-    return fields.String(validate=[validate.Length(max=max_length), _plain], **kwargs)
-
-
-def ident(**kwargs: Any) -> fields.String:
-    message = "must be 1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
-    return fields.String(validate=validate.Regexp(ID_PATTERN, error=message), **kwargs)
-
-
-def one_of(choices: Sequence[str], **kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.OneOf(choices), **kwargs)
-
-
-class TupleList(fields.List):
-    """A JSON array loaded as a tuple, as the frozen commands hold it."""
-
-    container = tuple  # what shared.kernel.compiled's fast loader makes of it, the same
-
-    def _deserialize(  # type: ignore[override]
-        self, value: Any, attr: str | None, data: Any, **kwargs: Any
-    ) -> tuple[Any, ...]:
-        return tuple(super()._deserialize(value, attr, data, **kwargs))
-
-
-class PlaceSchema(Schema):
+class PlaceSchema(shared.PlaceSchema):
     """Where the difficulty is (never the resident's address: that is personal)."""
 
-    township = text(200, required=True)
-    village = text(200)
-    community = text(200)
     detail = text(300, metadata={"description": "a street, a building, a landmark"})
 
 
-class ResidentSchema(Schema):
+class ResidentSchema(shared.ResidentSchema):
     id = ident(load_default=None, metadata={
         "description": "the resident's id when known (e.g. from the visit); else one is issued",
     })
-    name = text(100, required=True, metadata=PERSONAL)
-    phone = fields.String(load_default=None, allow_none=True, metadata=PERSONAL,
-                          validate=validate.Regexp(PHONE_PATTERN, error="not a phone number"))
-    address = text(300, load_default=None, allow_none=True, metadata=PERSONAL)
-
-
-class EvidenceSchema(Schema):
-    kind = one_of(EVIDENCE_KINDS, required=True)
-    ref = text(500, required=True, metadata={"description": "a URL or a storage key"})
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -173,12 +133,6 @@ def _case() -> dict[str, fields.Field]:
 
 def _data(name: str, **more: fields.Field) -> type[Schema]:
     return Schema.from_dict({**_case(), **more}, name=name)
-
-
-class ResidentData(Schema):
-    name = text(100, required=True, metadata=PERSONAL)
-    phone = fields.String(required=True, allow_none=True, metadata=PERSONAL)
-    address = fields.String(required=True, allow_none=True, metadata=PERSONAL)
 
 
 class CaseRegisteredData(Schema):
@@ -278,13 +232,6 @@ class AcceptedSchema(Schema):
 
     id = fields.String(required=True)
     position = fields.Integer(required=True)
-
-
-class ResidentReadSchema(Schema):
-    id = fields.String(required=True)
-    name = fields.String(allow_none=True, metadata=PERSONAL)
-    phone = fields.String(allow_none=True, metadata=PERSONAL)
-    address = fields.String(allow_none=True, metadata=PERSONAL)
 
 
 class CaseSchema(Schema):

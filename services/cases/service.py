@@ -5,31 +5,42 @@ shared/runtime/bases.WriteService: the signed principal is checked, the command 
 by the pure domain in a `Context` (time, principal, policies, working-day calendar, the roster)
 and appended. The roster is the visits log's, followed over its `read_log` RPC. The clock ticks
 the time-driven rules (timed.py); the queries read the case's stream or the in-memory index.
+Visits' events open the cases of the difficulties found on them (intake.py), through the same
+`execute` as any command, on live delivery and on each tick (what the bus did not bring).
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+from eventlet.semaphore import Semaphore
+from nameko.dependency_providers import Config
+from nameko.events import event_handler
+from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
-from services.cases import domain, events, rights, schemas, timed
+from services.cases import domain, events, intake, open311, rights, schemas, timed
+from services.cases import open311_site as site
 from services.cases.case_policy import CasePolicy, load_case_policy
 from services.cases.commands import COMMANDS
+from services.visits.events import VISIT_CORRECTED, VISIT_RECORDED, VISIT_RETRACTED
 from shared.campaign.roster import ROSTER_EVENT_TYPES, Roster
 from shared.campaign.workdays import default_calendar
-from shared.eventlog import NewEvent, Record
-from shared.kernel.commands import MemoryFold
+from shared.eventlog import EventLog, NewEvent, Record
+from shared.kernel.commands import MemoryFold, execute, load
 from shared.kernel.errors import NotFound
+from shared.kernel.projection import Fetch
 from shared.kernel.timed import Clock
 from shared.runtime import bases
 from shared.runtime.auth import Principal
 from shared.runtime.providers import Fold, LogReader, RemoteLogs
 from shared.runtime.timed import ClockProvider, every
 
-ROSTER_SOURCE = "visits"
+VISITS = "visits"  # the log whose roster and visits this service follows
 PAGE = 500
 
 
@@ -47,7 +58,7 @@ class RemoteRoster:
         self.roster, self.position = Roster(), 0
 
     def current(self, logs: RemoteLogs) -> Roster:
-        while page := logs(ROSTER_SOURCE, self.position, PAGE, None):
+        while page := logs(VISITS, self.position, PAGE, None):
             for record in page:
                 if record.type in ROSTER_EVENT_TYPES:
                     self.roster = self.roster.apply(record)
@@ -57,8 +68,79 @@ class RemoteRoster:
         return self.roster
 
 
+class VisitIntake:
+    """The visits the intake has folded, in the visits log's order, and how far it has read:
+    each visit event is taken up against the visit as it stood before it. Kept in memory: a
+    restart reads the visits log again, and the derived command ids make that append nothing.
+    """
+
+    def __init__(self) -> None:
+        self.visits: dict[str, intake.VisitFacts] = {}
+        self.position = 0
+        self.lock = Semaphore()
+
+    def follow(self, log: EventLog, fetch: Fetch, context: Callable[[], domain.Context],
+               event: dict[str, Any] | None = None) -> list[Record]:
+        """Take up every visit event after `position`: the one the bus brought if it is the
+        next, else what the visits log holds. Returns the records it appended to the cases log
+        (a command sent before answers with its first records, which are older than `start`)."""
+        appended: list[Record] = []
+        with self.lock:
+            start = log.last_position()
+            live = [Record.from_cloudevent(event)] if event else []
+            page = live if live and live[0].position == self.position + 1 else self._next(fetch)
+            ctx = context() if page else None
+            while page and ctx is not None:
+                for record in page:
+                    appended += self._take_up(log, record, ctx)
+                    self.position = record.position
+                page = self._next(fetch) if len(page) == PAGE else []
+        return [r for r in appended if r.position > start]
+
+    def _next(self, fetch: Fetch) -> Sequence[Record]:
+        return fetch(VISITS, self.position, PAGE, None)
+
+    def _take_up(self, log: EventLog, record: Record, ctx: domain.Context) -> list[Record]:
+        """One visit event: its commands decided and appended, like any command."""
+        if record.type not in intake.TYPES:
+            return []
+        visit_id = record.data["visit_id"]
+        after, sent = intake.take_up(self.visits.get(visit_id), record, ctx.roster,
+                                     ctx.cases.codes)
+        appended = [r for item in sent for r in self._send(log, item, ctx)]
+        if after is not None:
+            self.visits[visit_id] = after
+        return appended
+
+    @staticmethod
+    def _send(log: EventLog, item: intake.Intake, ctx: domain.Context) -> list[Record]:
+        return execute(log, domain.stream_for(item.command),
+                       lambda history: domain.decide(item.command, history, ctx),
+                       command_id=item.command_id, actor=intake.INTAKE.actor,
+                       contract=events.SCHEMAS)
+
+
+class Kept(DependencyProvider):
+    """State of one running service kept in memory across its workers: made when its
+    container starts, so two containers in one process (as in tests) never share it."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+
+    def setup(self) -> None:
+        self.kept = self.factory()
+
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        return self.kept
+
+
 def _plain_step(index: domain.CaseIndex, record: Record) -> domain.CaseIndex:
     """The index folds what it may show anyone: personal fields withheld, nothing decrypted."""
+    return index.apply(record._replace(data=record.plain()))
+
+
+def _request_step(index: open311.RequestIndex, record: Record) -> open311.RequestIndex:
+    """Open311's index, folded the same way (it never shows personal data at all)."""
     return index.apply(record._replace(data=record.plain()))
 
 
@@ -70,7 +152,11 @@ class CasesService(bases.WriteService):
     logs: RemoteLogs = LogReader()
     clock: Clock = ClockProvider()
     index: MemoryFold[domain.CaseIndex] = Fold(domain.CaseIndex, _plain_step, events.TYPES)
-    roster_fold = RemoteRoster()
+    requests: MemoryFold[open311.RequestIndex] = Fold(open311.RequestIndex, _request_step,
+                                                      events.TYPES)
+    config: dict[str, Any] = Config()
+    roster_fold: RemoteRoster = Kept(RemoteRoster)
+    visit_intake: VisitIntake = Kept(VisitIntake)
 
     def context(self, who: Principal, now: datetime) -> domain.Context:
         return domain.Context(now, who, self.policy, case_policy(), default_calendar(),
@@ -84,7 +170,27 @@ class CasesService(bases.WriteService):
     def tick(self) -> int:
         """Time-driven commands due now; returns how many events this tick appended."""
         now = self.clock.now()
-        return len(timed.tick(self.log, self.index, lambda who: self.context(who, now)))
+        fired = timed.tick(self.log, self.index, lambda who: self.context(who, now))
+        return len(fired) + self.take_up()
+
+    @event_handler(VISITS, VISIT_RECORDED)
+    def on_visit_recorded(self, event: dict[str, Any]) -> None:
+        self.take_up(event)
+
+    @event_handler(VISITS, VISIT_CORRECTED)
+    def on_visit_corrected(self, event: dict[str, Any]) -> None:
+        self.take_up(event)
+
+    @event_handler(VISITS, VISIT_RETRACTED)
+    def on_visit_retracted(self, event: dict[str, Any]) -> None:
+        self.take_up(event)
+
+    def take_up(self, event: dict[str, Any] | None = None) -> int:
+        """The cases visits bring, up to `event` (or the visits log's head); returns how many
+        events that appended."""
+        with bases.database(self.log):
+            return len(self.visit_intake.follow(
+                self.log, self.logs, lambda: self.context(intake.INTAKE, self.clock.now()), event))
 
     @rpc
     def get_case(self, principal: Any, case_id: str) -> dict[str, Any]:
@@ -109,15 +215,59 @@ class CasesService(bases.WriteService):
 
     @rpc
     def list_cases(self, principal: Any, unit_id: str | None = None, state: str | None = None,
-                   overdue: bool | None = None, page: int = 1,
-                   page_size: int = 50) -> dict[str, Any]:
+                   overdue: str | bool | None = None, page: str | int | None = None,
+                   page_size: str | int | None = None) -> dict[str, Any]:
         """Cases in id order, personal data withheld (GET /cases/{id} shows it to whom it may)."""
         self.trust.verify(principal, "list_cases", [unit_id, state, overdue, page, page_size])
+        given = {"unit_id": unit_id, "state": state, "overdue": overdue, "page": page,
+                 "page_size": page_size}  # as the gateway passes them: strings, None if absent
+        query = load(schemas.CaseQuerySchema, {k: v for k, v in given.items() if v is not None})
+        unit, wanted, late = query.get("unit_id"), query.get("state"), query.get("overdue")
+        number, size = query["page"], query["page_size"]
         found = [c for _, c in sorted(self.index.current(self.log).cases.items())
-                 if (unit_id is None or c.unit_id == unit_id)
-                 and (state is None or c.state == state)
-                 and (overdue is None or c.overdue == overdue)]
-        start = (page - 1) * page_size
-        cases = [domain.read_back(c, self.policy, False) for c in found[start:start + page_size]]
-        return schemas.CaseListSchema().dump({"cases": cases, "page": page,
-                                              "page_size": page_size, "total": len(found)})
+                 if (unit is None or c.unit_id == unit)
+                 and (wanted is None or c.state == wanted)
+                 and (late is None or c.overdue == late)]
+        start = (number - 1) * size
+        cases = [domain.read_back(c, self.policy, False) for c in found[start:start + size]]
+        return schemas.CaseListSchema().dump({"cases": cases, "page": number,
+                                              "page_size": size, "total": len(found)})
+
+    # -- Open311 GeoReport v2 (the gateway serves it under /open311/v2/) ------------------
+
+    def site(self) -> open311.Site:
+        return site.site(self.config, self.policy, case_policy(),
+                         self.roster_fold.current(self.logs).units)
+
+    @rpc
+    def open311_read(self, resource: str, params: dict[str, str],
+                     case_id: str | None = None) -> dict[str, Any]:
+        """Public: `discovery`, `services`, `requests` or one `request`, as a site.answer."""
+        with bases.database(self.log):
+            here = self.site()
+            if resource == "discovery":
+                return site.answer(lambda: open311.discovery(here, params))
+            if resource == "services":
+                return site.answer(lambda: open311.services(here, params))
+            index = self.requests.current(self.log)
+            if resource == "request":
+                return site.answer(lambda: open311.request(index.get(case_id or ""),
+                                                           case_id or "", params, here))
+            return site.answer(lambda: open311.requests(index, params, here, datetime.now(UTC)))
+
+    @rpc
+    def open311_post(self, principal: Any, form: dict[str, str]) -> dict[str, Any]:
+        """A POSTed request registered as a hotline case, decided like POST /cases (operators
+        and hotline staff), by the principal the gateway signed."""
+        who = self.trust.verify(principal, "open311_post", [form])
+        here = self.site()
+
+        def register() -> open311.Document:
+            command = open311.intake(form, str(uuid.uuid4()), here)
+            with bases.database(self.log):
+                execute(self.log, domain.stream_for(command),
+                        lambda history: self.decide(command, history, who, datetime.now(UTC)),
+                        command_id=None, actor=who.actor, contract=events.SCHEMAS)
+            return open311.accepted(command, here)
+
+        return site.answer(register, 201)

@@ -7,19 +7,21 @@ that ended it (`ended_at`, `OPEN` while it still holds). Nothing is ever overwri
 and the live view is the same query at the head: as-of needs no refold.
 
 `apply_page` loads only what a page of records touches, folds the page in memory with the
-same pure steps the unit tests check (`shared.campaign.roster`, `domain.evolve_visit`), and
+same pure steps the unit tests check (`shared.campaign.roster`, `domain.visit_step`), and
 writes every version in a few statements. Reports read a month's facts back at a position and
 run `domain.assess`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 import msgspec
 from sqlalchemy import (
@@ -225,7 +227,7 @@ def _load_participations(conn: Connection, visit_ids: list[str]
                                        p.confirmed).where(p.visit_id.in_(chunk),
                                                           p.ended_at == OPEN)):
             found[(row.visit_id, row.cadre_id)] = (
-                row.made_at, (row.date, row.backfilled, row.confirmed))
+                row.made_at, (row.date.isoformat(), row.backfilled, row.confirmed))
     return found
 
 
@@ -237,21 +239,25 @@ class _Event(NamedTuple):
     position: int
 
 
-class _VisitData(msgspec.Struct):
-    """The fields of a visit event the rules read (the diary, the resident and the rest are
-    skipped by the decoder); a field the event does not carry stays unset."""
+class _VisitData(TypedDict, total=False):
+    """The fields of a visit event the rules read: the decoder makes a dict of these alone,
+    skipping the diary, the resident and the rest; a field the event does not carry is
+    absent."""
 
     visit_id: str
-    date: str | msgspec.UnsetType = msgspec.UNSET
-    backfilled: bool | msgspec.UnsetType = msgspec.UNSET
-    cadre_ids: list[str] | msgspec.UnsetType = msgspec.UNSET
-    pending_cadre_ids: list[str] | msgspec.UnsetType = msgspec.UNSET
-    cadre_id: str | msgspec.UnsetType = msgspec.UNSET
+    date: str
+    backfilled: bool
+    cadre_ids: tuple[str, ...]
+    pending_cadre_ids: tuple[str, ...]
+    cadre_id: str
 
 
 _DATA = Record._fields.index("data")
 _decode_visit = msgspec.json.Decoder(_VisitData).decode
+_UNIT_TYPES = frozenset(UNIT_EVENT_TYPES)
+_CADRE_TYPES = frozenset(CADRE_EVENT_TYPES)
 _VISIT_TYPES = frozenset(domain.VISIT_EVENT_TYPES)
+_TYPES = _UNIT_TYPES | _CADRE_TYPES | _VISIT_TYPES
 
 
 def _public(record: Record) -> dict[str, Any]:
@@ -259,23 +265,26 @@ def _public(record: Record) -> dict[str, Any]:
     the fields the rules need, nothing personal decrypted (those fields are not among them):
     decoding and decrypting the rest was half a rebuild. Anything else is its `data`."""
     held = tuple.__getitem__(record, _DATA)
-    if record.type in _VISIT_TYPES and isinstance(held, Lazy):
-        return msgspec.to_builtins(_decode_visit(held.raw()))
+    if isinstance(held, Lazy) and record.type in _VISIT_TYPES:
+        return _decode_visit(held.raw())
     return record.data
 
 
 def _visits_of(stored: dict[Any, tuple[int, Any]]) -> dict[str, domain.VisitFacts]:
     rows = []
     for (visit_id, cadre_id), (_, (date, backfilled, confirmed)) in sorted(stored.items()):
-        rows.append(domain.Participation(cadre_id, visit_id, date, backfilled, confirmed))
+        rows.append(domain.Participation(cadre_id, visit_id, dt.date.fromisoformat(date),
+                                         backfilled, confirmed))
     return domain.visits_from_rows(rows)
 
 
-def _shares(visit: domain.VisitFacts | None) -> dict[str, tuple[dt.date, bool, bool]]:
+def _shares(visit: domain.VisitFacts | None) -> dict[tuple[str, str], tuple[str, bool, bool]]:
+    """A visit's participations as the table holds them: (visit, cadre) -> (ISO date,
+    backfilled, confirmed)."""
     if visit is None:
         return {}
-    date, backfilled, pending = visit.date, visit.backfilled, visit.pending
-    return {cadre_id: (date, backfilled, cadre_id not in pending) for cadre_id in visit.cadre_ids}
+    date, backfilled, pending = visit.date.isoformat(), visit.backfilled, visit.pending
+    return {(visit.visit_id, c): (date, backfilled, c not in pending) for c in visit.cadre_ids}
 
 
 class ComplianceProjection:
@@ -291,48 +300,52 @@ class ComplianceProjection:
         self.apply_page(conn, [record])
 
     def apply_page(self, conn: Connection, records: Sequence[Record]) -> None:
-        page = [_Event(r.type, _public(r), r.position)
-                for r in records if r.type in domain.EVENT_TYPES]
+        page = [(r.type, _public(r), r.position) for r in records if r.type in _TYPES]
         if not page:
             return
-        unit_ids = {e.data["unit_id"] for e in page if e.type in UNIT_EVENT_TYPES}
-        cadre_ids = {e.data["cadre_id"] for e in page if e.type in CADRE_EVENT_TYPES}
-        visit_ids = {e.data["visit_id"] for e in page if e.type in domain.VISIT_EVENT_TYPES}
-        recorded = {e.data["visit_id"] for e in page if e.type == domain.VISIT_RECORDED}
+        unit_ids, cadre_ids, visit_ids, recorded = set(), set(), set(), set()
+        for type_, data, _ in page:  # what the page touches, to load in one query per table
+            if type_ in _VISIT_TYPES:
+                visit_ids.add(data["visit_id"])
+                if type_ == domain.VISIT_RECORDED:
+                    recorded.add(data["visit_id"])
+            elif type_ in _UNIT_TYPES:
+                unit_ids.add(data["unit_id"])
+            else:
+                cadre_ids.add(data["cadre_id"])
         unit_v = Versions(_load_one(conn, units, "unit_id", sorted(unit_ids), unit_from_json))
         cadre_v = Versions(_load_one(conn, cadres, "cadre_id", sorted(cadre_ids),
                                      cadre_from_json))
         # A visit first recorded in this page has no stored rows: no need to look.
         share_v = Versions(_load_participations(conn, sorted(visit_ids - recorded)))
         visits: dict[str, domain.VisitFacts | None] = dict(_visits_of(share_v.stored))
-        for event in page:
-            self._fold(event, unit_v, cadre_v, share_v, visits)
+        for type_, data, position in page:
+            if type_ in _VISIT_TYPES:
+                self._fold_visit(type_, data, position, share_v, visits)
+            elif type_ in _UNIT_TYPES:
+                key = data["unit_id"]
+                event = _Event(type_, data, position)
+                unit_v.set(key, evolve_unit(unit_v.get(key), event), position)
+            else:
+                key = data["cadre_id"]
+                event = _Event(type_, data, position)
+                cadre_v.set(key, evolve_cadre(cadre_v.get(key), event), position)
         _write(conn, units, ("unit_id",), unit_v, lambda k, u: (k, unit_to_json(u)))
         _write(conn, cadres, ("cadre_id",), cadre_v, lambda k, c: (k, cadre_to_json(c)))
-        _write(conn, participations, ("visit_id", "cadre_id"), share_v,
-               lambda k, v: (k[0], k[1], v[0].isoformat(), v[1], v[2]))
+        _write(conn, participations, ("visit_id", "cadre_id"), share_v, operator.add)
 
     @staticmethod
-    def _fold(event: _Event, unit_v: Versions, cadre_v: Versions, share_v: Versions,
-              visits: dict[str, domain.VisitFacts | None]) -> None:
-        data, position = event.data, event.position
-        if event.type in UNIT_EVENT_TYPES:
-            key = data["unit_id"]
-            unit_v.set(key, evolve_unit(unit_v.get(key), event), position)
-        elif event.type in CADRE_EVENT_TYPES:
-            key = data["cadre_id"]
-            cadre_v.set(key, evolve_cadre(cadre_v.get(key), event), position)
-        else:
-            visit_id = data["visit_id"]
-            before = visits.get(visit_id)
-            after = domain.evolve_visit(before, event)
-            visits[visit_id] = after
-            if before is None:  # the common case, a newly recorded visit: no old shares
-                share_v.add((((visit_id, c), s) for c, s in _shares(after).items()), position)
-                return
-            old, new = _shares(before), _shares(after)
-            for cadre_id in (*old, *(c for c in new if c not in old)):
-                share_v.set((visit_id, cadre_id), new.get(cadre_id), position)
+    def _fold_visit(type_: str, data: dict[str, Any], position: int, share_v: Versions,
+                    visits: dict[str, domain.VisitFacts | None]) -> None:
+        visit_id = data["visit_id"]
+        before = visits.get(visit_id)
+        after = visits[visit_id] = domain.visit_step(before, type_, data)
+        old, new = _shares(before), _shares(after)
+        if not old:  # the common case, a newly recorded visit
+            share_v.add(new.items(), position)
+            return
+        for key in (*old, *(k for k in new if k not in old)):
+            share_v.set(key, new.get(key), position)
 
 
 def _units_at(conn: Connection, at: int) -> dict[str, Unit]:
@@ -346,12 +359,17 @@ def _cadres_at(conn: Connection, at: int) -> list[Cadre]:
 
 
 def _driver_rows(conn: Connection, sql: str, *values: Any) -> list[Any]:
-    """Rows straight from the DB driver (`{0}`, `{1}`.. are its parameters): thousands of rows
-    through SQLAlchemy's result rows cost more than the query."""
+    """Rows straight from the DB driver's cursor (`{0}`, `{1}`.. are its parameters), in the
+    connection's transaction: thousands of rows through SQLAlchemy's result rows cost more
+    than the query."""
     mark = placeholder(conn.dialect.name)
     order = [int(n) for n in _PARAMETER.findall(sql)]
-    return list(conn.exec_driver_sql(_PARAMETER.sub(mark, sql),
-                                     tuple(values[n] for n in order)).all())
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(_PARAMETER.sub(mark, sql), tuple(values[n] for n in order))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 _PARAMETER = re.compile(r"\{(\d+)\}")
@@ -368,22 +386,33 @@ def visit_days(conn: Connection, period: domain.Month, at: int
                ) -> dict[str, dict[dt.date, bool]]:
     """Per cadre, the dates of `period` with a confirmed participation holding at `at`, each
     with whether all of that day's visits were backfilled (what `domain.assess_days` takes).
+
+    Grouped here rather than by SQL's GROUP BY, whose sort cost twice the query's read.
     """
-    sql = ('SELECT cadre_id, CAST(date AS VARCHAR), MIN(CASE WHEN backfilled THEN 1 ELSE 0 '
-           'END) FROM compliance_participations WHERE date >= {0} AND date <= {1} '
-           'AND made_at <= {2} AND ended_at > {2} AND confirmed GROUP BY cadre_id, date')
+    sql = ('SELECT cadre_id, CAST(date AS VARCHAR), backfilled FROM compliance_participations '
+           'WHERE date >= {0} AND date <= {1} AND made_at <= {2} AND ended_at > {2} '
+           'AND confirmed')
     days: dict[str, dict[dt.date, bool]] = {}
     dates = {str(d): d for d in period.days()}
     for cadre_id, text, backfilled in _driver_rows(conn, sql, period.first, period.last, at):
-        days.setdefault(cadre_id, {})[dates[text[:10]]] = bool(backfilled)
+        held = days.get(cadre_id)
+        if held is None:
+            held = days[cadre_id] = {}
+        day = dates[text[:10]]
+        held[day] = held.get(day, True) and bool(backfilled)
     return days
 
 
 def report(
     conn: Connection, month: str, policy: Policy, unit_id: str | None, at: int | None = None,
 ) -> dict[str, Any]:
-    """The month's compliance report, as the view stands (or at log position `at`)."""
+    """The month's compliance report, as the view stands (or at log position `at`).
+
+    Its three reads share one transaction, so a page folded meanwhile is seen by all of them
+    or by none (the driver's cursor does not begin one by itself)."""
     at = OPEN - 1 if at is None else at
     period = domain.parse_month(month)
-    return domain.assess_days(period, _units_at(conn, at), _cadres_at(conn, at),
-                              visit_days(conn, period, at), policy, unit_id=unit_id)
+    with conn.begin() if not conn.in_transaction() else contextlib.nullcontext():
+        units_, cadres_ = _units_at(conn, at), _cadres_at(conn, at)
+        days = visit_days(conn, period, at)
+    return domain.assess_days(period, units_, cadres_, days, policy, unit_id=unit_id)

@@ -87,7 +87,8 @@ def compliance(route: Route, call: Call) -> Reply:
 
 
 def healthz(_route: Route, call: Call) -> Reply:
-    """Each service's `status()` asked at once, within the short health deadline."""
+    """The broker and each service's `status()`, asked at once within the short health
+    deadline: 503 naming what is down when anything is."""
 
     def probe(remote: Any) -> str:
         try:
@@ -96,10 +97,12 @@ def healthz(_route: Route, call: Call) -> Reply:
             return "down"
         return "ok"
 
+    broker = eventlet.spawn(call.broker)
     threads = {name: eventlet.spawn(probe, remote) for name, remote in call.remotes.items()}
     services = {name: thread.wait() for name, thread in threads.items()}
-    ok = all(state == "ok" for state in services.values())
-    return (200 if ok else 503), {"ok": ok, "services": services}
+    broker_state = "ok" if broker.wait() else "down"
+    ok = broker_state == "ok" and all(state == "ok" for state in services.values())
+    return (200 if ok else 503), {"ok": ok, "broker": broker_state, "services": services}
 
 
 def openapi(_route: Route, call: Call) -> Reply:
@@ -108,6 +111,7 @@ def openapi(_route: Route, call: Call) -> Reply:
 
 SPECIAL: dict[str, Callable[[Route, Call], Reply]] = {
     "get_cadre": get_cadre, "compliance": compliance, "healthz": healthz, "openapi": openapi,
+    "case_board": compliance,  # the compliance view's rules: a unit's own, as_of for some
 }
 
 

@@ -29,15 +29,18 @@ from shared.kernel.errors import (  # noqa: F401 (Denied: re-exported)
     DomainError,
     Invalid,
     NotFound,
+    Unavailable,
     flatten,
 )
 from shared.runtime.auth import Principal, TokenStore, roster_refusal
+from shared.runtime.survive import BROKER_ERRORS
 from shared.runtime.trust import Signer
 
 logger = logging.getLogger(__name__)
 
 AUTH_FIELD = "authorization"
 ROSTER_SERVICE = "visits"
+RETRY_AFTER = 5  # seconds a client is told to wait when the broker or a service is away
 Reply = tuple[int, Any]
 
 
@@ -75,6 +78,10 @@ def error_response(
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="grassroots"'
     return json_response(status, {"errors": flatten(errors)}, headers)
+
+
+def _retry_after(seconds: int) -> dict[str, str]:
+    return {"Retry-After": str(seconds)}
 
 
 def authenticate(request: Request, tokens: TokenStore) -> Principal:
@@ -122,6 +129,7 @@ class Call:
     remotes: Mapping[str, Remote]
     params: dict[str, str] = field(default_factory=dict)
     health_timeout: float = 2.0
+    broker: Callable[[], bool] = lambda: True  # does the broker answer (for /healthz)
     _body: dict[str, Any] | None = None
     keys: IdempotencyStore | None = None
     signer: Signer | None = None
@@ -208,27 +216,41 @@ def serve(
     keys: IdempotencyStore | None = None,
     signer: Signer | None = None,
     today: date | None = None,
+    broker: Callable[[], bool] = lambda: True,
 ) -> Response:
-    """Authenticate (unless public), run handler, and turn any outcome into a JSON response."""
+    """Authenticate (unless public), run handler, and turn any outcome into a JSON response.
+
+    What is away answers 503 with Retry-After, never 500: the broker (the request could not be
+    sent, or its reply was lost with the connection), a service not running, a service's
+    database. A request sent whose reply did not come in time answers 504 (it may still be
+    carried out: the outcome is unknown; see idempotency.py for why a retry is safe)."""
     try:
         principal = ANONYMOUS if public else authenticate(request, tokens)
-        call = Call(request, principal, remotes, params, health_timeout, keys=keys,
+        call = Call(request, principal, remotes, params, health_timeout, broker, keys=keys,
                     signer=signer)
         if not public and today is not None:
             check_standing(call, today)
         status, body = handler(call)
-        return json_response(status, body)
+        return json_response(status, body, _retry_after(RETRY_AFTER) if status == 503 else None)
     except Replay as exc:  # a retry of a write that succeeded: its answer again
         return exc.response()
     except DomainError as exc:
         return error_response(exc.http_status, exc.errors())
+    except Unavailable as exc:  # a service's database, said by the service
+        return error_response(exc.http_status, exc.errors(), _retry_after(exc.retry_after))
     except RpcTimeout as exc:
         logger.warning("%s %s: %s", request.method, request.path, exc)
-        return error_response(exc.status, {SCHEMA_FIELD: [str(exc)]})
+        return error_response(exc.status, {SCHEMA_FIELD: [str(exc)]}, _retry_after(RETRY_AFTER))
     except UnknownService as exc:
         logger.warning("%s %s: %s", request.method, request.path, exc)
         name = exc.args[0] if exc.args else "?"
-        return error_response(503, {SCHEMA_FIELD: [f"service {name} is not running"]})
+        return error_response(503, {SCHEMA_FIELD: [f"service {name} is not running"]},
+                              _retry_after(RETRY_AFTER))
+    except BROKER_ERRORS as exc:
+        logger.warning("%s %s: the broker is unreachable: %r", request.method, request.path,
+                       exc)
+        return error_response(503, {SCHEMA_FIELD: ["the broker is unreachable; retry after "
+                                                   f"{RETRY_AFTER}s"]}, _retry_after(RETRY_AFTER))
     except Exception:
         logger.exception("%s %s failed", request.method, request.path)
         return error_response(500, {SCHEMA_FIELD: ["internal error"]})

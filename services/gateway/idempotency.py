@@ -18,6 +18,16 @@ Without the header nothing is stored and the write is sent without a command id:
 never taken for an earlier one because its body looks the same.
 
 This table is operational state, not the event log: rows are updated and deleted.
+
+What must reach the disk: a claim's commit is durable (the database's own setting, fsync'd)
+before the write is sent, so no crash can give a key a second command id while its first
+write may be in the log. Settling a claim (its answer kept, or the outcome left uncertain)
+commits without waiting for the disk (SQLite synchronous=NORMAL, PostgreSQL
+synchronous_commit=off; both keep the database intact and in order). A power cut may lose a
+settle, never the write, which is in the service's log: the row is then back to the claim
+in flight, a retry gets 409 until the lease runs out and then takes the claim over with the
+same command id, so the log answers the first outcome instead of writing twice. Releasing a
+key after a refusal stays durable: lost, it would refuse the corrected request (422).
 """
 
 from __future__ import annotations
@@ -27,12 +37,25 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, delete, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
 from werkzeug.wrappers import Request, Response
 
 from shared.eventlog.storage import exclusive, make_engine
@@ -60,6 +83,15 @@ keys = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False, index=True),
 )
+# The statements, built once: building them per request cost more than running them.
+_SCOPE, _HOLDER = keys.c.scope == bindparam("b_scope"), keys.c.holder == bindparam("b_holder")
+_FIND = select(keys).where(_SCOPE)
+_DROP = delete(keys).where(_SCOPE)
+_INSERT = keys.insert()
+_RETAKE = keys.update().where(_SCOPE)
+_OWNED = keys.update().where(_SCOPE, _HOLDER)
+_RELEASE = delete(keys).where(_SCOPE, _HOLDER)
+_EXPIRED = delete(keys).where(keys.c.expires_at <= bindparam("b_now"))
 
 
 class BadKey(DomainError):
@@ -182,16 +214,16 @@ class IdempotencyStore:
             self.purge()
         holder = uuid.uuid4().hex
         with exclusive(self.engine, f"idempotency:{scope}") as conn:
-            row = conn.execute(select(keys).where(keys.c.scope == scope)).first()
+            row = conn.execute(_FIND, {"b_scope": scope}).first()
             if row is not None and row.expires_at <= now:
-                conn.execute(delete(keys).where(keys.c.scope == scope))
+                conn.execute(_DROP, {"b_scope": scope})
                 row = None
             if row is None:
                 claim = Claim(scope, uuid.uuid4().hex, holder)
-                conn.execute(keys.insert().values(
-                    scope=scope, fingerprint=fingerprint, command_id=claim.command_id,
-                    state=IN_FLIGHT, holder=holder, locked_until=now + self.lease,
-                    created_at=now, expires_at=now + self.window))
+                conn.execute(_INSERT, {
+                    "scope": scope, "fingerprint": fingerprint, "command_id": claim.command_id,
+                    "state": IN_FLIGHT, "holder": holder, "locked_until": now + self.lease,
+                    "created_at": now, "expires_at": now + self.window})
                 return claim
             if row.fingerprint != fingerprint:
                 raise KeyReused("this key was already used with a different request; "
@@ -201,8 +233,8 @@ class IdempotencyStore:
             if row.state == IN_FLIGHT and row.locked_until > now:
                 raise KeyInFlight("a request with this key is still in progress; "
                                   "retry it when that one has answered")
-            conn.execute(keys.update().where(keys.c.scope == scope).values(
-                state=IN_FLIGHT, holder=holder, locked_until=now + self.lease))
+            conn.execute(_RETAKE, {"b_scope": scope, "state": IN_FLIGHT, "holder": holder,
+                                   "locked_until": now + self.lease})
             return Claim(scope, row.command_id, holder)
 
     def complete(self, claim: Claim, status: int, body: str) -> None:
@@ -216,26 +248,44 @@ class IdempotencyStore:
     def release(self, claim: Claim) -> None:
         """A definite refusal: nothing was written, the key is free again."""
         with self.engine.begin() as conn:
-            conn.execute(delete(keys).where(keys.c.scope == claim.scope,
-                                            keys.c.holder == claim.holder))
+            conn.execute(_RELEASE, {"b_scope": claim.scope, "b_holder": claim.holder})
 
     def _settle(self, claim: Claim, **values: Any) -> None:
         # Only the current holder settles: a claim taken over after its lease ran out
         # belongs to the retry now (both sent the same command id).
-        with self.engine.begin() as conn:
-            conn.execute(keys.update().where(keys.c.scope == claim.scope,
-                                             keys.c.holder == claim.holder)
-                         .values(holder=None, locked_until=None, **values))
+        with _undurable(self.engine) as conn:
+            conn.execute(_OWNED, {"b_scope": claim.scope, "b_holder": claim.holder,
+                                  "holder": None, "locked_until": None, **values})
 
     def purge(self) -> int:
         """Delete expired keys; the number deleted."""
         now = self.clock()
         self._last_purge = now
         with self.engine.begin() as conn:
-            return conn.execute(delete(keys).where(keys.c.expires_at <= now)).rowcount
+            return conn.execute(_EXPIRED, {"b_now": now}).rowcount
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _undurable(engine: Engine) -> Iterator[Connection]:
+    """A transaction whose commit returns before it reaches the disk (see the module's
+    docstring for why a settle may be lost but a claim may not)."""
+    with engine.connect() as conn:
+        if engine.dialect.name != "sqlite":
+            with conn.begin():
+                conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                yield conn
+            return
+        raw = conn.connection.dbapi_connection  # autocommit: the pragma runs outside BEGIN
+        assert raw is not None
+        raw.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            raw.execute("PRAGMA synchronous=FULL")  # the pooled connection as make_engine left it
 
 
 def claim_for(store: IdempotencyStore | None, request: Request, actor: str,

@@ -67,7 +67,7 @@ def read_json_object(request: Request) -> dict[str, Any]:
     if not text.strip():
         raise Invalid({BODY: ["a JSON object is required"]})
     try:
-        body = json.loads(text, parse_constant=_not_json)
+        body = _DECODER.decode(text)
     except RecursionError:
         raise Invalid({BODY: [f"nested deeper than {MAX_DEPTH} levels"]}) from None
     except ValueError as exc:
@@ -81,6 +81,9 @@ def read_json_object(request: Request) -> dict[str, Any]:
 def _not_json(name: str) -> Any:
     """NaN and Infinity, which Python's parser takes but JSON (RFC 8259) does not have."""
     raise ValueError(f"{name} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_not_json)  # json.loads would build one per call
 
 
 def text_problem(value: str) -> str | None:

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from apispec import APISpec
-from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow import MarshmallowPlugin, resolver
+from apispec.ext.marshmallow.common import resolve_schema_cls
 
 from services.gateway.routes import ROUTES, Route
 from services.visits.schemas import ErrorSchema
@@ -109,10 +110,34 @@ def _operation(route: Route) -> dict[str, Any]:
     return op
 
 
+def _names() -> Any:
+    """apispec's schema names (the class name without "Schema"), except that a service's
+    schema whose name another class took first gets the service's name before it (cases'
+    `Place` becomes `CasesPlace`): stable, since routes come in catalogue order."""
+    taken: dict[str, type] = {}
+
+    def name(schema: Any) -> str:
+        cls: Any = resolve_schema_cls(schema)
+        base = resolver(cls)
+        if taken.setdefault(base, cls) is cls:
+            return base
+        parts = cls.__module__.split(".")
+        owner = parts[1].capitalize() if parts[0] == "services" and len(parts) > 1 else ""
+        return name_for(f"{owner}{base}", cls)
+
+    def name_for(candidate: str, cls: type) -> str:
+        if taken.setdefault(candidate, cls) is cls:
+            return candidate
+        return name_for(candidate + "_", cls)
+
+    return name
+
+
 def build_spec(routes: Iterable[Route] | None = None) -> dict[str, Any]:
     """The OpenAPI document of these routes (by default every route served) as a dict."""
     spec = APISpec(
-        title=TITLE, version=VERSION, openapi_version="3.1.0", plugins=[MarshmallowPlugin()],
+        title=TITLE, version=VERSION, openapi_version="3.1.0",
+        plugins=[MarshmallowPlugin(schema_name_resolver=_names())],
         info={"description": DESCRIPTION},
         security=[{"bearerAuth": []}],
     )

@@ -6,9 +6,12 @@ from marshmallow import Schema, fields, validate
 
 
 class HealthSchema(Schema):
-    """GET /healthz: each service's answer to `status()` within a short deadline."""
+    """GET /healthz: the broker, and each service's answer to `status()` within a short
+    deadline; 503 with Retry-After when anything is down."""
 
-    ok = fields.Boolean(required=True, metadata={"description": "every service answered"})
+    ok = fields.Boolean(required=True,
+                        metadata={"description": "the broker and every service answered"})
+    broker = fields.String(required=True, validate=validate.OneOf(("ok", "down")))
     services = fields.Dict(
         keys=fields.String(), values=fields.String(validate=validate.OneOf(("ok", "down"))),
         required=True,

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Request, Response
 
-from services.gateway import handlers
+from services.gateway import handlers, open311
 from services.gateway.dependencies import Edge, EdgeProvider
 from services.gateway.http import Remote, serve
 from services.gateway.idempotency import settle
@@ -28,6 +28,10 @@ from shared.runtime.providers import PolicyProvider, TrustProvider
 from shared.runtime.trust import Signer
 
 PROXY = "rpc_{}"  # the attribute holding a service's RPC proxy
+# A request the broker cannot take is refused within about a second (503), not after kombu's
+# default of three tries 2, 4 and 6 seconds apart, which outlasts the RPC deadline.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3,
+                 "interval_max": 0.5}
 
 
 class GatewayService:
@@ -46,7 +50,7 @@ class GatewayService:
             remotes={target: Remote(getattr(self, PROXY.format(target)), target, timeout)
                      for target in self.targets},
             params=params, public=route.public, health_timeout=self.edge.health_timeout,
-            keys=self.edge.keys, signer=self.trust,
+            keys=self.edge.keys, signer=self.trust, broker=self.edge.broker,
             today=self.policy.local_date(datetime.now(UTC)),
         )
         settle(self.edge.keys, request, response)  # keep, release or hold the request's key
@@ -74,7 +78,8 @@ def install(cls: type[GatewayService], routes: Iterable[Route],
             raise ValueError(f"route {route.name} would replace GatewayService.{route.name}")
         setattr(cls, route.name, _entrypoint(route))
     for target in cls.targets:
-        setattr(cls, PROXY.format(target), RpcProxy(target))
+        setattr(cls, PROXY.format(target), RpcProxy(target, retry_policy=PUBLISH_RETRY))
 
 
 install(GatewayService, ROUTES.values(), catalogue.names("write", "view"))
+open311.install(GatewayService)

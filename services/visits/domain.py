@@ -63,7 +63,7 @@ TIMER_ROLE = "timer"  # the principal of time-driven commands (never a token's r
 RESIDENT_PATH = "target.resident"  # encrypted with the resident's key; resident_id stays plain
 CORRECTABLE = (
     "cadre_ids", "date", "started_at", "place", "target", "diary", "delivered", "helped",
-    "hazards", "disputes", "tags", "evidence",
+    "hazards", "disputes", "difficulties", "tags", "evidence",
 )
 
 
@@ -118,6 +118,13 @@ class Finding(TypedDict):
 
     description: str
     status: str
+
+
+class Difficulty(TypedDict):
+    """A resident's difficulty for the cases service: a case category code and what it is."""
+
+    category: str
+    description: str
 
 
 class Evidence(TypedDict):
@@ -198,6 +205,7 @@ class RecordVisit:
     helped: tuple[str, ...] = ()
     hazards: tuple[Finding, ...] = ()
     disputes: tuple[Finding, ...] = ()
+    difficulties: tuple[Difficulty, ...] = ()
     tags: tuple[str, ...] = ()
     evidence: tuple[Evidence, ...] = ()
     fresh_resident_id: str = field(default_factory=new_resident_id)  # if the resident is new
@@ -321,6 +329,7 @@ def _visit_step(state: VisitState | None, record: HistoryRecord) -> VisitState |
     if record.type == VISIT_RECORDED:
         values = {k: v for k, v in data.items()
                   if k not in ("visit_id", "backfilled", "pending_cadre_ids")}
+        values.setdefault("difficulties", [])  # absent from visits recorded before #10: none
         return VisitState(
             visit_id=data["visit_id"], values=values, recorded=values,
             recorded_at=record.recorded_at, backfilled=data["backfilled"], version=record.version,
@@ -565,7 +574,7 @@ def _field_data(name: str, value: Any) -> Any:
         return _iso(value)
     if name in ("cadre_ids", "delivered", "helped", "tags"):
         return list(value)
-    if name in ("hazards", "disputes", "evidence"):
+    if name in ("hazards", "disputes", "difficulties", "evidence"):
         return [dict(item) for item in value]
     return dict(value)  # place, diary (target is handled by _target_data)
 

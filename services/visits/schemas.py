@@ -11,7 +11,6 @@ under the resident's key (the resident id is the data subject).
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -20,10 +19,20 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from services.visits import domain
 from shared.campaign.policy import MONTH_PATTERN
+from shared.kernel import fields as shared
 from shared.kernel.dates import date_field, instant_field
+from shared.kernel.fields import (
+    EvidenceSchema,
+    PlaceSchema,
+    ResidentData,
+    ResidentReadSchema,
+    TupleList,
+    ident,
+    one_of,
+    plain,
+    text,
+)
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
-PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 -]{2,30}$")
 UNIT_KINDS = ("department", "township", "street", "community")
 ROLES = ("staff", "leader", "head")
 TARGET_KINDS = (
@@ -33,29 +42,11 @@ TARGET_KINDS = (
 DELIVERED = ("policy", "relief", "technology", "information", "legal", "services")
 HELPED = ("difficulty", "development", "dispute", "safety", "other")
 FINDING_STATUSES = ("open", "referred", "resolved")
-EVIDENCE_KINDS = ("photo", "document", "audio", "video", "other")
 # The running campaigns a visit can be linked with (source document, section 6).
 CAMPAIGN_TAGS = (
     "serving_enterprises", "serving_projects", "livelihood", "grassroots_organisation",
     "left_behind_children", "empty_nest_elderly",
 )
-PERSONAL = {"personal": True, "x-personal": True}  # x-: apispec copies it into OpenAPI
-
-
-class TupleList(fields.List):
-    """A JSON array loaded as a tuple, as the frozen commands hold it."""
-
-    container = tuple  # what shared.kernel.compiled's fast loader makes of it, the same
-
-    def _deserialize(  # type: ignore[override]
-        self, value: Any, attr: str | None, data: Any, **kwargs: Any
-    ) -> tuple[Any, ...]:
-        return tuple(super()._deserialize(value, attr, data, **kwargs))
-
-
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("must not be blank")
 
 
 def _unique(values: Sequence[Any]) -> None:
@@ -63,32 +54,8 @@ def _unique(values: Sequence[Any]) -> None:
         raise ValidationError("must not name an item twice")
 
 
-def _plain(value: str) -> None:
-    """No NUL (the log refuses it: PostgreSQL cannot store it) and no lone surrogate (it cannot
-    be encoded); the gateway refuses both first, this holds for any other caller."""
-    if "\x00" in value:
-        raise ValidationError("must not contain NUL (U+0000)")
-    if not value.isascii() and any("\ud800" <= char <= "\udfff" for char in value):
-        raise ValidationError("contains a lone surrogate (U+D800-U+DFFF)")
-
-
-def text(max_length: int = 200, **kwargs: Any) -> fields.String:
-    """A non-blank string of bounded length."""
-    return fields.String(validate=[validate.Length(max=max_length), _not_blank, _plain], **kwargs)
-
-
 def diary_text() -> fields.String:
-    return fields.String(load_default="", validate=[validate.Length(max=5000), _plain])
-
-
-def ident(**kwargs: Any) -> fields.String:
-    """A client-chosen id: it becomes part of a stream name and a URL, so it is kept plain."""
-    message = "must be 1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
-    return fields.String(validate=validate.Regexp(ID_PATTERN, error=message), **kwargs)
-
-
-def one_of(choices: Sequence[str], **kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.OneOf(choices), **kwargs)
+    return fields.String(load_default="", validate=[validate.Length(max=5000), plain])
 
 
 def choices_list(choices: Sequence[str], **kwargs: Any) -> TupleList:
@@ -153,28 +120,11 @@ class RemoveCadreSchema(Schema):
 # --- visit commands -----------------------------------------------------------------------------
 
 
-class PlaceSchema(Schema):
-    township = text(required=True)
-    village = text()
-    community = text()
-
-    @validates_schema
-    def _one_locality(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if "village" in data and "community" in data:
-            raise ValidationError("give a village or a community, not both", "community")
-
-
-class ResidentSchema(Schema):
+class ResidentSchema(shared.ResidentSchema):
     id = ident(load_default=None, metadata={
         "description": "a resident id this service issued (from an earlier visit to the same "
                        "household); leave it out for a new resident and the service issues one",
     })
-    name = text(100, required=True, metadata=PERSONAL)
-    phone = fields.String(
-        load_default=None, allow_none=True, metadata=PERSONAL,
-        validate=validate.Regexp(PHONE_PATTERN, error="not a phone number"),
-    )
-    address = text(300, load_default=None, allow_none=True, metadata=PERSONAL)
 
 
 class TargetSchema(Schema):
@@ -211,9 +161,15 @@ class FindingSchema(Schema):
     })
 
 
-class EvidenceSchema(Schema):
-    kind = one_of(EVIDENCE_KINDS, required=True)
-    ref = text(500, required=True, metadata={"description": "a URL or a storage key"})
+class DifficultySchema(Schema):
+    """A resident's difficulty found on the visit: the cases service opens a case for it.
+
+    `category` is a code of the cases service's list (GET /open311/v2/services.json); visits
+    keep it as given, since the list is that service's configuration: a code it does not know
+    is taken up in its default category, the code kept in the case's description."""
+
+    category = ident(required=True, metadata={"description": "a case category code"})
+    description = text(1000, required=True)
 
 
 def _visit_fields(mode: str) -> dict[str, fields.Field]:
@@ -241,6 +197,10 @@ def _visit_fields(mode: str) -> dict[str, fields.Field]:
         "helped": choices_list(HELPED, **dflt(())),
         "hazards": TupleList(fields.Nested(FindingSchema), **dflt(())),
         "disputes": TupleList(fields.Nested(FindingSchema), **dflt(())),
+        "difficulties": TupleList(fields.Nested(DifficultySchema), **(
+            {"metadata": {"description": "absent in events recorded before #10: none"}}
+            if mode == "event" else dflt(())
+        )),
         "tags": choices_list(CAMPAIGN_TAGS, **dflt(())),
         "evidence": TupleList(fields.Nested(EvidenceSchema), **dflt(())),
     }
@@ -355,12 +315,6 @@ class CadreRemovedData(Schema):
     reason = text(500, required=True)
 
 
-class ResidentData(Schema):
-    name = text(100, required=True, metadata=PERSONAL)
-    phone = fields.String(required=True, allow_none=True, metadata=PERSONAL)
-    address = fields.String(required=True, allow_none=True, metadata=PERSONAL)
-
-
 class TargetData(Schema):
     kind = one_of(TARGET_KINDS, required=True)
     resident_id = ident(required=True, allow_none=True, metadata={
@@ -451,13 +405,6 @@ EVENT_SCHEMAS: dict[str, type[Schema]] = {
 # --- responses ----------------------------------------------------------------------------------
 
 
-class ResidentReadSchema(Schema):
-    id = fields.String(required=True)
-    name = fields.String(allow_none=True, metadata=PERSONAL)
-    phone = fields.String(allow_none=True, metadata=PERSONAL)
-    address = fields.String(allow_none=True, metadata=PERSONAL)
-
-
 class TargetReadSchema(Schema):
     kind = fields.String(required=True)
     resident = fields.Nested(ResidentReadSchema, allow_none=True, metadata={
@@ -486,6 +433,7 @@ class VisitSchema(Schema):
     helped = fields.List(fields.String(), required=True)
     hazards = fields.List(fields.Nested(FindingSchema), required=True)
     disputes = fields.List(fields.Nested(FindingSchema), required=True)
+    difficulties = fields.List(fields.Nested(DifficultySchema), required=True)
     tags = fields.List(fields.String(), required=True)
     evidence = fields.List(fields.Nested(EvidenceSchema), required=True)
     backfilled = fields.Boolean(required=True)

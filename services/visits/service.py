@@ -31,6 +31,7 @@ class VisitsService(bases.WriteService):
     name = "visits"
     commands = COMMANDS
     contract = events.SCHEMAS
+    decides_with = "roster"
 
     roster: MemoryFold[domain.Roster] = Fold(domain.Roster, domain.Roster.apply,
                                              domain.ROSTER_EVENT_TYPES)

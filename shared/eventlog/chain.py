@@ -9,12 +9,14 @@ ciphertext, so erasing a key never breaks the chain.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import operator
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
 
 _encoder = msgspec.json.Encoder(order="sorted")
+encode = _encoder.encode  # `dumps` as UTF-8 bytes, for what is stored as bytes (ciphertext)
 
 
 def dumps(value: Any) -> str:
@@ -33,8 +35,28 @@ def link(prev_hash: str, canonical_text: str) -> str:
     return hashlib.sha256((prev_hash + canonical_text).encode()).hexdigest()
 
 
-def links(prev_hashes: Sequence[str], canonical_texts: Sequence[str]) -> list[str]:
-    """`link` over many records at once (verify checks a page of them in one comprehension)."""
-    sha256 = hashlib.sha256
-    return [sha256((p + t).encode()).hexdigest()
-            for p, t in zip(prev_hashes, canonical_texts, strict=True)]
+def chained(prev_hash: str, documents: Iterable[Any]) -> list[tuple[str, str, str]]:
+    """(canonical text, previous hash, hash) of each document, chained from `prev_hash`:
+    what `dumps` and `link` give, in one loop that encodes each text once (an append's
+    records, where per-record calls were a fifth of a batch's time)."""
+    out = []
+    sha256, encode_ = hashlib.sha256, _encoder.encode
+    for document in documents:
+        raw = encode_(document)
+        hash_ = sha256(prev_hash.encode() + raw).hexdigest()
+        out.append((raw.decode(), prev_hash, hash_))
+        prev_hash = hash_
+    return out
+
+
+def links(prev_hashes: Sequence[str], canonical_bytes: Sequence[bytes]) -> list[str]:
+    """`link` over many records, each given as its UTF-8 bytes, at once.
+
+    Verify checks a page this way: the bytes come from the database undecoded, and the loop
+    runs in C (`map`), so a record costs little more than its SHA-256.
+    """
+    return list(map(_hexdigest, map(hashlib.sha256, map(
+        operator.add, map(str.encode, prev_hashes), canonical_bytes))))
+
+
+_hexdigest = operator.methodcaller("hexdigest")

@@ -30,17 +30,19 @@ from shared.eventlog.model import NewEvent
 
 @dataclass(eq=False, slots=True)
 class Pending:
-    """One append, sealed and ready, waiting for the commit that will hold it."""
+    """One append, ready (sealed, or sealed by the commit once it knows the keys), waiting
+    for the commit that will hold it."""
 
     stream: str
     events: Sequence[NewEvent]
     ids: list[str]
     keys: dict[str, bytes]
     new_keys: dict[str, bytes]
-    sealed: list[tuple[dict[str, Any], list[str] | None]]
+    sealed: list[tuple[dict[str, Any], list[str] | None]]  # empty: to be sealed in the commit
     expected_version: int | None
     meta: tuple[str | None, str | None, str, str | None]
     positions: list[int] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)  # as inserted (none if not fresh)
     fresh: bool = False
     first: tuple[int, str] = (0, "")
     stored_apart: bool = False

@@ -259,6 +259,15 @@ def _withhold(data: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+class Decision(NamedTuple):
+    """What a command is decided on, read in one round trip (`EventLog.read_decision`)."""
+
+    done: list[Record]  # the records its command id already produced (a retry)
+    history: list[Record]  # its stream, in version order
+    since: list[Record]  # records of the types asked for, after the position given
+    complete: bool  # `since` holds every such record (not cut at a page)
+
+
 class ConcurrencyError(Exception):
     """The stream moved on since the caller read it: the command must be decided again."""
 

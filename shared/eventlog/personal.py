@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from shared.eventlog.chain import dumps
+from shared.eventlog.chain import dumps, encode
 from shared.eventlog.model import ForgottenSubjectError, Lazy
 from shared.eventlog.storage import exclusive, placeholder
 
@@ -189,18 +189,34 @@ def _parent(data: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str
 
 
 def encrypt(data: dict[str, Any], paths: tuple[str, ...], key: bytes, aad: str) -> dict[str, Any]:
-    """A copy of `data` with each present path's value replaced by its ciphertext."""
-    out = json.loads(dumps(data))
+    """`data` with each present path's value replaced by its ciphertext, `data` untouched.
+
+    Only the objects on a sealed path are copied (what is stored is only ever serialised, so
+    the rest may be shared): a deep copy through JSON was a third of the sealing's time.
+    """
+    out = dict(data)
+    cipher = AESGCM(key)
     for path in paths:
-        parent, leaf = _parent(out, path)
+        parent, leaf = _copied_parent(out, path)
         if parent is None or leaf not in parent:
             continue
         nonce = os.urandom(12)
-        sealed = AESGCM(key).encrypt(
-            nonce, dumps(parent[leaf]).encode(), f"{aad}|{path}".encode()
-        )
+        sealed = cipher.encrypt(nonce, encode(parent[leaf]), f"{aad}|{path}".encode())
         parent[leaf] = {ENCRYPTED: base64.b64encode(nonce + sealed).decode()}
     return out
+
+
+def _copied_parent(data: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:
+    """As `_parent`, copying each object on the way (in `data`) so that changing the parent
+    found changes nothing the caller shares."""
+    head, leaf = _split(path)
+    node = data
+    for part in head:
+        inner = node.get(part)
+        if not isinstance(inner, dict):
+            return None, leaf
+        node[part] = node = dict(inner)
+    return node, leaf
 
 
 def decrypt(

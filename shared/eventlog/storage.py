@@ -31,6 +31,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+# PostgreSQL: a server that is away is reported within this many seconds, not after the
+# operating system's TCP timeout, so a write fails fast (503) instead of holding its caller.
+CONNECT_SECONDS = 2
 
 # The log stores each record as the exact canonical JSON that was hashed (`record`); the
 # columns that queries need are generated from it by the database, so they can never disagree
@@ -101,11 +106,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     database's folder is made (mode 0700) if missing.
 
     PostgreSQL connections are tested on checkout, so a pool outliving a server restart hands
-    out live ones (the cost is one round trip per page of a read).
+    out live ones (the cost is one round trip per page of a read), and a connection attempt
+    gives up after CONNECT_SECONDS.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_SECONDS})
     elif parsed.database and parsed.database != ":memory:" and not parsed.database.startswith(
         "file:"
     ):  # SQLite makes the file, not its folder (var/keys/ for keys kept apart): a private one
@@ -114,6 +121,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine)
     return engine
+
+
+def outage(engine: Engine, exc: BaseException) -> bool:
+    """True when `exc` says the database is away (down, restarting, unreachable, locked or
+    out of space), not that the statement was wrong: the same request may succeed later.
+
+    Appends run on the driver's own cursor, so its errors come unwrapped as well as wrapped
+    in SQLAlchemy's."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    dbapi = engine.dialect.dbapi
+    return dbapi is not None and isinstance(exc, dbapi.OperationalError | dbapi.InterfaceError)
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -250,6 +269,20 @@ class Statements:
             f"SELECT {READ} FROM event_log WHERE type IN ({marks}) AND position > {self._mark} "
             f"ORDER BY position LIMIT {self._mark}"
         )
+
+    def decision(self, command: bool, types: int) -> str:
+        """What a command is decided on, in one round trip, each row tagged with its part:
+        0 the stream (in version order), 1 the command id's records (`command` given), 2 a
+        page of records of `types` types after a position (parameters in that order)."""
+        mark = self._mark
+        parts = [f"SELECT 0, {READ} FROM event_log WHERE stream = {mark}"]
+        if command:
+            parts.append(f"SELECT 1, {READ} FROM event_log WHERE command_id = {mark}")
+        if types:
+            parts.append(f"SELECT * FROM (SELECT 2, {READ} FROM event_log WHERE type IN "
+                         f"({', '.join([mark] * types)}) AND position > {mark} "
+                         f"ORDER BY position LIMIT {mark}) AS since")
+        return " UNION ALL ".join(parts) + " ORDER BY 1, 2"
 
     def begin_append(self, cur: Any) -> None:
         """Take the single-writer lock that keeps positions in commit order."""

@@ -9,7 +9,8 @@ again, so a retried request never turns into a conflict with itself.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any, Generic, TypeVar
 
 from marshmallow import Schema, ValidationError
@@ -75,20 +76,30 @@ def _errors(schema: type[Schema], data: Any) -> dict[str, Any]:
 def execute(
     log: EventLog, stream: str, decide: Decide, *, command_id: str | None,
     actor: str | None, contract: Mapping[str, type[Schema]] | None = None,
+    fold: MemoryFold[Any] | None = None,
 ) -> list[Record]:
-    """Decide and append; return the records the command produced (or produced before)."""
+    """Decide and append; return the records the command produced (or produced before).
+
+    `fold` names the state `decide` reads besides the stream (the roster): it is brought up
+    to date by the same query that reads the stream and looks for the command id, and
+    answers `current` without asking the log again while `decide` runs.
+    """
+    types = fold.types if fold is not None else None
     for attempt in range(RETRIES):
-        if command_id is not None:
-            done = log.find_command(command_id)
-            if done:
-                return records_at(log, done)
-        history = log.read_stream(stream)
-        events = decide(history)
+        seen = log.read_decision(stream, command_id=command_id, types=types or (),
+                                 after=fold.position if fold is not None and types else 0)
+        if seen.done:
+            return seen.done
+        history = seen.history
+        if fold is not None and types:
+            fold.advance(seen.since)
+        with fold.fresh() if fold is not None and types and seen.complete else nullcontext():
+            events = decide(history)
         if not events:
             return []
         check_contract(events, contract or {})
         try:
-            positions = log.append(
+            return log.append_records(
                 stream, events, expected_version=history[-1].version if history else 0,
                 command_id=command_id, actor=actor,
             )
@@ -96,13 +107,7 @@ def execute(
             if attempt == RETRIES - 1:
                 raise Conflict(f"{stream} kept changing while this was decided ({exc}); "
                                "try again") from None
-            continue
-        return records_at(log, positions)
     raise AssertionError("unreachable")
-
-
-def records_at(log: EventLog, positions: Sequence[int]) -> list[Record]:
-    return list(log.read(after=positions[0] - 1, limit=len(positions)))
 
 
 class MemoryFold(Generic[S]):
@@ -117,12 +122,43 @@ class MemoryFold(Generic[S]):
         self, initial: S, step: Callable[[S, Record], S], types: Iterable[str] | None = None,
     ) -> None:
         self._state, self._step, self._position = initial, step, 0
-        self._types = tuple(types) if types is not None else None
+        self.types = tuple(types) if types is not None else None
         self._lock = threading.Lock()
+        self._fresh = threading.local()  # green-thread local under eventlet's monkey patch
+
+    @property
+    def position(self) -> int:
+        """The last record folded (0: none yet)."""
+        return self._position
 
     def current(self, log: EventLog) -> S:
         with self._lock:
-            for record in log.read(after=self._position, types=self._types):
-                self._state = self._step(self._state, record)
-                self._position = record.position
+            if getattr(self._fresh, "depth", 0):
+                return self._state
+            for record in log.read(after=self._position, types=self.types):
+                self._advance(record)
             return self._state
+
+    def advance(self, records: Iterable[Record]) -> None:
+        """Fold records the caller read itself, in log order; those already folded (another
+        thread got there first) are skipped."""
+        with self._lock:
+            for record in records:
+                if record.position > self._position:
+                    self._advance(record)
+
+    def _advance(self, record: Record) -> None:
+        self._state = self._step(self._state, record)
+        self._position = record.position
+
+    @contextmanager
+    def fresh(self) -> Iterator[None]:
+        """Within it, this thread's `current` answers without reading the log: its caller
+        has just folded everything the log held (`execute` does, in the query that reads
+        the command's stream). Other threads still read: they may have started earlier."""
+        local = self._fresh
+        local.depth = getattr(local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            local.depth -= 1

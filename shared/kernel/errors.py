@@ -1,9 +1,10 @@
 """Domain errors every service raises and every client (HTTP or RPC) gets back intact.
 
-Each error knows its HTTP status and its JSON body, `{"errors": {field: [reasons]}}`, so the
-gateway maps them without a lookup table. Each is registered with nameko so an RPC caller
-receives an instance of the same class, not a `RemoteError`; that is why every constructor's
-positional arguments are exactly `self.args` (nameko rebuilds the error as `cls(*args)`).
+Each error (a DomainError, or Unavailable for an outage) knows its HTTP status and its JSON
+body, `{"errors": {field: [reasons]}}`, so the gateway maps them without a lookup table. Each
+is registered with nameko so an RPC caller receives an instance of the same class, not a
+`RemoteError`; that is why every constructor's positional arguments are exactly `self.args`
+(nameko rebuilds the error as `cls(*args)`).
 """
 
 from __future__ import annotations
@@ -155,3 +156,26 @@ class Denied(DomainError):
 
     def errors(self) -> dict[str, Any]:
         return {"authorization": [self.reason]}
+
+
+@deserialize_to_instance
+class Unavailable(Exception):  # noqa: N818 - a state of the platform, named as HTTP names it
+    """Something the request needs is away for now (its database, the broker, a service): 503
+    with Retry-After. Not the caller's mistake, unlike a DomainError: the same request may
+    succeed later, and with an Idempotency-Key its retry writes at most once."""
+
+    http_status: ClassVar[int] = 503
+
+    def __init__(self, what: str, retry_after: int = 5) -> None:
+        super().__init__(what, retry_after)
+        self.what = what
+        self.retry_after = int(retry_after)  # nameko carries the arguments as strings
+
+    def __str__(self) -> str:
+        return f"{self.what} is unavailable; retry after {self.retry_after}s"
+
+    def errors(self) -> dict[str, Any]:
+        return {SCHEMA_FIELD: [str(self)]}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"errors": self.errors()}

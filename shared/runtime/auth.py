@@ -31,7 +31,9 @@ from shared.runtime.config import ROOT, VAR
 ENV_VAR = "GRASSROOTS_TOKENS"
 DEFAULT_PATH = VAR / "tokens.json"
 PREFIX = "gr_"
-ROLES = ("operator", "cadre", "head", "supervisor", "auditor")
+# hotline: 12345 staff who register cases; callback: staff who call residents back on them.
+# The cases service's own intake acts as `intake`, a principal no token is ever made for.
+ROLES = ("operator", "cadre", "head", "supervisor", "auditor", "hotline", "callback")
 # Same shape as the visits service's ids (a cadre or unit id the token is bound to).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 EXIT_USAGE = 2

@@ -11,20 +11,25 @@ own: how its domain decides, and its queries.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import eventlet
 from marshmallow import Schema
 from nameko.events import event_handler
+from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.rpc import rpc
 from nameko.timer import timer
 
 from shared.campaign.policy import Policy
 from shared.eventlog import EventLog, NewEvent, Record
+from shared.eventlog.storage import outage
 from shared.kernel.commands import execute, load
+from shared.kernel.errors import Unavailable
 from shared.kernel.projection import Projector
 from shared.runtime import catalogue
 from shared.runtime.auth import Principal
@@ -40,9 +45,25 @@ from shared.runtime.providers import (
     read_log,
     view_status,
 )
+from shared.runtime.survive import BROKER_ERRORS
 from shared.runtime.trust import Signer
 
-CATCH_UP_SECONDS = float(os.environ.get("CATCH_UP_SECONDS", "30"))
+CATCH_UP_SECONDS = float(os.environ.get("CATCH_UP_SECONDS", "5"))
+RETRY_AFTER = 2  # seconds a client is told to wait when the database is away
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def database(log: EventLog) -> Iterator[None]:
+    """Turn the log's database being away into Unavailable (503 at the gateway, retry after
+    RETRY_AFTER seconds) instead of an error its callers cannot tell from a bug."""
+    try:
+        yield
+    except Exception as exc:
+        if not outage(log.engine, exc):
+            raise
+        logger.warning("the %s database is unavailable: %s", log.service, exc)
+        raise Unavailable(f"the {log.service} database", RETRY_AFTER) from None
 
 
 def _command_entrypoint(row: Command) -> Any:
@@ -81,6 +102,9 @@ class WriteService:
     commands: ClassVar[Sequence[Command]] = ()
     contract: ClassVar[Mapping[str, type[Schema]]] = {}
     acts: ClassVar[Mapping[type, Act]] = {}  # from `commands`
+    # the MemoryFold attribute `decide` reads (e.g. the roster), if any: each command brings
+    # it up to date in the query that reads its stream (`execute`'s `fold`)
+    decides_with: ClassVar[str | None] = None
 
     log: EventLog = EventStore()
     policy: Policy = PolicyProvider()
@@ -125,22 +149,27 @@ class WriteService:
         command = row.command(**dict(zip(row.ids, ids, strict=True)), **load(row.schema, payload))
         self.check(command)
         stream = self.stream_for(command)
-        records = execute(
-            self.log, stream,
-            lambda history: self.decide(command, history, who, datetime.now(UTC)),
-            command_id=command_id, actor=who.actor, contract=self.contract,
-        )
-        return self.reply(stream, records[-1] if records else self.log.read_stream(stream)[-1])
+        with database(self.log):
+            records = execute(
+                self.log, stream,
+                lambda history: self.decide(command, history, who, datetime.now(UTC)),
+                command_id=command_id, actor=who.actor, contract=self.contract,
+                fold=getattr(self, self.decides_with) if self.decides_with else None,
+            )
+            return self.reply(stream,
+                              records[-1] if records else self.log.read_stream(stream)[-1])
 
     @rpc
     def read_log(self, after: int = 0, limit: int = 500,
                  until: str | None = None) -> list[dict[str, Any]]:
         """A page of the log as CloudEvents, personal fields withheld (views catch up by it)."""
-        return read_log(self.log, after, limit, until)
+        with database(self.log):
+            return read_log(self.log, after, limit, until)
 
     @rpc
     def status(self) -> dict[str, Any]:
-        return log_status(self.log)
+        with database(self.log):
+            return log_status(self.log)
 
 
 def _delivery(source: str) -> Any:
@@ -175,8 +204,13 @@ class ViewService:
 
     @timer(interval=CATCH_UP_SECONDS, eager=True)
     def catch_up(self) -> None:
-        """On start and now and then: fold whatever the bus did not bring."""
-        self.view.catch_up(self.logs)
+        """On start and now and then: fold whatever the bus did not bring (also what was
+        published while this view's consumer was away). A source that cannot be reached is
+        tried again on the next tick."""
+        try:
+            self.view.catch_up(self.logs)
+        except (*BROKER_ERRORS, RpcTimeout, UnknownService, Unavailable) as exc:
+            logger.warning("catch-up postponed, a log is unreachable: %r", exc)
 
     @rpc
     def status(self) -> dict[str, Any]:

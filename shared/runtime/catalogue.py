@@ -20,7 +20,8 @@ class Service:
     name: str
     kind: Kind  # write: keeps an event log; view: folds logs; edge: serves HTTP
     cls: str  # "module:Class", what `nameko run` runs
-    reads: tuple[str, ...] = ()  # the logs a view folds (their write services' names)
+    # the logs a view folds, or a write service follows (their write services' names)
+    reads: tuple[str, ...] = ()
     api: str | None = None  # the module whose ROUTES the gateway serves
 
     @property
@@ -35,8 +36,12 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("visits", "write", "services.visits.service:VisitsService",
             api="services.visits.commands"),
+    Service("cases", "write", "services.cases.service:CasesService", reads=("visits",),
+            api="services.cases.commands"),
     Service("compliance", "view", "services.compliance.service:ComplianceService",
             reads=("visits",), api="services.compliance.queries"),
+    Service("caseboard", "view", "services.caseboard.service:CaseBoardService",
+            reads=("cases",), api="services.caseboard.queries"),
     Service("gateway", "edge", "services.gateway.service:GatewayService"),
 )
 

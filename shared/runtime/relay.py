@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import eventlet
 from kombu import Connection, Exchange, Producer
 from sqlalchemy import (
     BigInteger,
@@ -44,6 +45,8 @@ relay_checkpoints = Table(
     Column("lease_until", DateTime(timezone=True), nullable=True),
 )
 LEASE = timedelta(seconds=15)
+CONFIRM_SECONDS = 10.0  # a confirm not back by then: the connection is taken as lost
+BACKOFF_CAP = 10.0  # seconds: the longest wait between tries while the broker or database is away
 
 
 def event_exchange(service: str) -> Exchange:
@@ -113,7 +116,8 @@ class Relay:
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
             self._connection = Connection(
-                self.amqp_uri, transport_options={"confirm_publish": True}
+                self.amqp_uri, connect_timeout=CONFIRM_SECONDS,
+                transport_options={"confirm_publish": True},
             )
             channel = self._connection.channel()
             self.exchange(channel).declare()
@@ -121,8 +125,12 @@ class Relay:
         return self._producer
 
     def close(self) -> None:
+        """Drop the connection; one that is already broken may fail to close: no matter."""
         if self._connection is not None:
-            self._connection.release()
+            try:
+                self._connection.release()
+            except Exception as exc:  # noqa: BLE001 - the next pass connects afresh
+                logger.debug("relay %s: closing a broken connection: %s", self.log.service, exc)
         self._connection = self._producer = None
 
     def lag(self) -> int:
@@ -150,8 +158,9 @@ class Relay:
                     delivery_mode=2,
                     message_id=record.event_id,
                     headers={"ce-sequence": event["sequence"]},
+                    timeout=CONFIRM_SECONDS, confirm_timeout=CONFIRM_SECONDS,
                 )
-        except Exception:
+        except BaseException:  # eventlet.Timeout included: a half-done pass is sent again
             self.close()  # a broken connection is rebuilt on the next pass
             raise
         self.checkpoints.advance(records[-1].position)
@@ -161,7 +170,11 @@ class Relay:
         self, stopped: Callable[[], bool], wait: Callable[[float], None],
         poll_interval: float = 1.0,
     ) -> None:
-        """Publish until `stopped()`; `wait(seconds)` returns early when an append wakes it."""
+        """Publish until `stopped()`; `wait(seconds)` returns early when an append wakes it.
+
+        Nothing ends the loop but `stopped()`: while the broker or the database is away it
+        tries again after a wait that doubles up to BACKOFF_CAP, and resumes from its
+        checkpoint."""
         backoff = poll_interval
         while not stopped():
             try:
@@ -172,11 +185,15 @@ class Relay:
                 backoff = poll_interval
                 if sent < self.batch:
                     wait(poll_interval)
-            except Exception as exc:  # broker or database away: keep trying, say so once
-                logger.warning("relay %s: %s; retrying in %.1fs", self.log.service, exc, backoff)
+            except (Exception, eventlet.Timeout) as exc:  # broker or database away
+                logger.warning("relay %s: %s; retrying in %.1fs", self.log.service,
+                               exc or type(exc).__name__, backoff)
                 wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-        self.checkpoints.release()
+                backoff = min(backoff * 2, BACKOFF_CAP)
+        try:
+            self.checkpoints.release()
+        except Exception as exc:  # noqa: BLE001 - the lease then lapses by itself
+            logger.warning("relay %s: lease not released (%s)", self.log.service, exc)
         self.close()
 
 

@@ -2,7 +2,8 @@
 `nameko run`, with the configuration read as shared.runtime.config reads it (services/base.yml
 under the service's own file), the catalogued class of a service module (which also holds the
 base classes), without the libraries' deprecation notices in the service logs (see
-shared.runtime.quiet), under a umask of 077 (see shared.runtime.private)."""
+shared.runtime.quiet), under a umask of 077 (see shared.runtime.private), with nameko made to
+survive the broker going away (see shared.runtime.survive)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def main() -> int:
 
     from shared.runtime.catalogue import class_path
     from shared.runtime.config import load_config_file
+    from shared.runtime.survive import install
+
+    install()  # no service process dies because the broker went away (see survive.py)
 
     config = load_config_file(args.config) if args.config else {"AMQP_URI": args.broker}
     if "LOGGING" in config:

@@ -6,6 +6,11 @@ acts for, because anyone who can publish on the broker could otherwise call its 
 method and a digest of its arguments) and a short expiry, with a key only the gateway and the
 services hold (HMAC-SHA256). The service verifies the signature against the call it received:
 a forged, altered, expired or replayed-onto-another-call principal is refused.
+
+Both ends digest every call (a visit's whole body), so the canonical form is made by msgspec,
+several times faster than the standard library's sorted dumps; a value msgspec cannot encode
+(a lone surrogate, a key that is not text) falls back to the standard library's form, which
+the other end then computes too, or the call is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from shared.kernel.errors import Denied
 from shared.runtime.auth import Principal
 from shared.runtime.config import VAR
@@ -28,6 +35,7 @@ from shared.runtime.config import VAR
 ENV_VAR = "GRASSROOTS_PRINCIPAL_KEY"
 KEY_FILE = "principal.key"
 TTL_SECONDS = 120.0  # a signed call must reach the service within this (clock skew included)
+_CANONICAL = msgspec.json.Encoder(order="sorted")
 
 
 def generate_key() -> str:
@@ -48,9 +56,12 @@ def principal_key(var: Path = VAR) -> str:
 
 
 def _digest(method: str, args: Sequence[Any]) -> str:
-    canonical = json.dumps([method, list(args)], sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    try:
+        canonical = _CANONICAL.encode([method, args])
+    except (TypeError, UnicodeEncodeError, msgspec.EncodeError):
+        canonical = json.dumps([method, list(args)], sort_keys=True, separators=(",", ":"),
+                               ensure_ascii=False, default=str).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def _b64(raw: bytes) -> str:
@@ -80,7 +91,7 @@ class Signer:
             "call": _digest(method, args),
             "exp": (now if now is not None else time.time()) + TTL_SECONDS,
         }
-        body = json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()
+        body = _CANONICAL.encode(claims)
         return f"{_b64(body)}.{_b64(self._mac(body))}"
 
     def verify(self, signed: Any, method: str, args: Sequence[Any],
@@ -91,11 +102,11 @@ class Signer:
         body_text, mac_text = signed.split(".")
         try:
             body, mac = _unb64(body_text), _unb64(mac_text)
-            claims = json.loads(body)
         except ValueError:
             raise Denied("the call's principal is malformed") from None
         if not hmac.compare_digest(mac, self._mac(body)):
             raise Denied("the call's principal is not signed by the gateway")
+        claims = msgspec.json.decode(body)  # what the gateway signed: it is its own JSON
         if claims.get("call") != _digest(method, args):
             raise Denied("the call's principal was signed for another call")
         if float(claims.get("exp", 0)) < (now if now is not None else time.time()):

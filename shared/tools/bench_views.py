@@ -17,6 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
 from services.compliance import projection
 from shared.campaign.policy import Policy
 from shared.eventlog import EventLog, Record
@@ -34,6 +37,30 @@ def _ms(action: Callable[[], Any], rounds: int) -> tuple[float, Any]:
     return round(statistics.median(samples), 2), result
 
 
+def _per(seconds: float, events: int) -> float | None:
+    return round(seconds / events * 1e6, 2) if events else None
+
+
+class _StatementClock:
+    """From when it is made until `stop`, adds the CPU time spent in `engine`'s statements to
+    `into["view_sql"]`."""
+
+    def __init__(self, engine: Engine, into: dict[str, float]) -> None:
+        self.engine, self.into, self.started = engine, into, 0.0
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, *_: Any) -> None:
+        self.started = time.process_time()
+
+    def _after(self, *_: Any) -> None:
+        self.into["view_sql"] += time.process_time() - self.started
+
+    def stop(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._before)
+        event.remove(self.engine, "after_cursor_execute", self._after)
+
+
 def _middle_instant(log: EventLog) -> datetime:
     """The instant the record halfway along the log was recorded."""
     middle = max(1, log.last_position() // 2)
@@ -48,23 +75,26 @@ def view_figures(
     `as_of`, by default the instant the middle record was recorded) on `log`."""
     policy = policy or Policy()
     read = log_fetch({log.service: log})
-    reading = [0.0]
+    reading, cpu = [0.0], {"read": 0.0, "view_sql": 0.0}
 
     def fetch(source: str, after: int, limit: int, until: datetime | None) -> Sequence[Record]:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         try:
             return read(source, after, limit, until)
         finally:
             reading[0] += time.perf_counter() - start
+            cpu["read"] += time.process_time() - start_cpu
 
     instant = as_of or _middle_instant(log)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         view = Projector.open(projection.ComplianceProjection(),
                               f"sqlite:///{Path(tmp) / 'compliance.db'}")
-        start = time.perf_counter()
+        timing = _StatementClock(view.engine, cpu)
+        start, start_cpu = time.perf_counter(), time.process_time()
         events = view.rebuild(fetch)
-        rebuild_s = time.perf_counter() - start
+        rebuild_s, rebuild_cpu = time.perf_counter() - start, time.process_time() - start_cpu
         fold_s = rebuild_s - reading[0]
+        timing.stop()
 
         def month_report(at: int | None = None) -> dict[str, Any]:
             with view.engine.connect() as conn:
@@ -86,6 +116,13 @@ def view_figures(
         "rebuild_ev_s": round(events / rebuild_s) if rebuild_s else None,
         "rebuild_read_s": round(reading[0], 3),  # of which reading the log
         "fold_ev_s": round(events / fold_s) if fold_s > 0 else None,  # the view's own share
+        # CPU per record, whatever else the machine runs: reading the log, the view's
+        # statements (loads, writes), and the fold itself (the rest).
+        "rebuild_cpu_us": {
+            "read": _per(cpu["read"], events),
+            "view_sql": _per(cpu["view_sql"], events),
+            "fold": _per(rebuild_cpu - cpu["read"] - cpu["view_sql"], events),
+        },
         "report_ms": report_ms,
         "as_of": instant.isoformat(),
         "as_of_position": position,

@@ -62,6 +62,16 @@ def _port_open(port: int, timeout: float = 0.5) -> bool:
     return False
 
 
+def _zombie(pid: int) -> bool:
+    """True when pid has exited but was not reaped: a detached node's parent is init, and
+    some container inits never reap, so a killed node would otherwise look alive."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc here, or already gone (os.kill said otherwise a moment ago)
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
 def _find_tool(name: str) -> str:
     """Path of a RabbitMQ script (rabbitmq-server, rabbitmqctl); RuntimeError if missing.
 
@@ -104,6 +114,7 @@ class LocalRabbit:
         self.users_file = Path(users_file or self.base_dir / "users.json")
         self.login = login
         self._passwords: dict[str, str] | None = None
+        self._launched_at: float | None = None  # when launch() last booted the node
 
     @property
     def passwords(self) -> dict[str, str]:
@@ -158,14 +169,19 @@ class LocalRabbit:
             cookie.write_text(secrets.token_hex(16).upper())
             cookie.chmod(0o400)
 
-    def _pid(self) -> int | None:
+    def pid(self) -> int | None:
         """The node's OS pid from its pid file, when that process is alive."""
         try:
             pid = int(self.pid_file.read_text().strip())
             os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid
+        return None if _zombie(pid) else pid
+
+    def alive(self) -> bool:
+        """True while the node's process exists: a cheap check (no login) that notices a node
+        killed under `grassroots up` at once."""
+        return self.pid() is not None
 
     def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run `rabbitmqctl -n NODE ARGS...` against this node (same cookie, same env)."""
@@ -182,7 +198,7 @@ class LocalRabbit:
 
     def running(self) -> bool:
         """True when this node's process is alive and accepts AMQP logins."""
-        return self._pid() is not None and amqp_answers(self.uri)
+        return self.pid() is not None and amqp_answers(self.uri)
 
     def start(self, timeout: float = 60) -> None:
         """Start the node detached and wait until it accepts AMQP logins (a no-op if it does)."""
@@ -190,7 +206,25 @@ class LocalRabbit:
             return
         if _port_open(self.port):
             raise RuntimeError(f"cannot start RabbitMQ node {self.node}: port {self.port} is taken")
+        self.launch()
+        deadline = time.monotonic() + timeout
+        while not amqp_answers(self.uri, timeout=1.0):
+            if time.monotonic() > deadline:
+                self.stop(timeout=15)
+                raise RuntimeError(
+                    f"RabbitMQ node {self.node} did not accept AMQP on port {self.port} "
+                    f"within {timeout:.0f}s: see the logs in {self.log_dir}"
+                )
+            time.sleep(0.25)
+        # A node whose data predates these users still has the guest account: remove it.
+        self.ctl("delete_user", "guest")
+
+    def launch(self) -> None:
+        """Boot the node detached and return at once (it answers some seconds later): how
+        `start` begins, and how `grassroots up` brings back a node that died, with its data
+        and its users (imported again from users_file on boot)."""
         self._prepare()
+        self._launched_at = time.monotonic()
         with open(self.log_dir / "startup.log", "ab") as out:
             # The detached node would keep pipes open: send its output to a file instead.
             done = subprocess.run(
@@ -205,30 +239,30 @@ class LocalRabbit:
             )
         if done.returncode != 0:
             raise RuntimeError(f"rabbitmq-server failed ({done.returncode}): see {self.log_dir}")
-        deadline = time.monotonic() + timeout
-        while not amqp_answers(self.uri, timeout=1.0):
-            if time.monotonic() > deadline:
-                self.stop(timeout=15)
-                raise RuntimeError(
-                    f"RabbitMQ node {self.node} did not accept AMQP on port {self.port} "
-                    f"within {timeout:.0f}s: see the logs in {self.log_dir}"
-                )
-            time.sleep(0.25)
-        # A node whose data predates these users still has the guest account: remove it.
-        self.ctl("delete_user", "guest")
+
+    def _booting_pid(self, grace: float = 15) -> int | None:
+        """The pid of a node launched moments ago, once it writes its pid file (about 1.5 s
+        after launch): so that stopping a node mid-boot does not leave it running."""
+        while self._launched_at is not None and time.monotonic() - self._launched_at < grace:
+            pid = self.pid()
+            if pid is not None:
+                return pid
+            time.sleep(0.1)
+        return None
 
     def stop(self, timeout: float = 30) -> None:
         """Stop the node, wait until its process is gone and its port closed, then end epmd."""
-        pid = self._pid()
+        pid = self.pid() or self._booting_pid()
+        self._launched_at = None
         args = ["stop", str(self.pid_file)] if pid is not None else ["stop"]
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.ctl(*args, timeout=timeout)
-        if pid is not None and self._pid() == pid:
+        if pid is not None and self.pid() == pid:
             # rabbitmqctl failed (bad cookie, node half-booted): the node stops cleanly on TERM.
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while self._pid() is not None or _port_open(self.port):
+        while self.pid() is not None or _port_open(self.port):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"RabbitMQ node {self.node} still up after {timeout:.0f}s")
             time.sleep(0.1)

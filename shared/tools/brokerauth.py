@@ -38,8 +38,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import json
 import os
+import re
 import secrets
 import sys
 from collections.abc import Mapping
@@ -47,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from nameko.events import EventHandler
 
 from shared.runtime import catalogue
 
@@ -100,6 +104,40 @@ def _write_grant(name: str) -> Grant:
     )
 
 
+def _handled(service: catalogue.Service) -> dict[str, tuple[str, ...]]:
+    """The event types a service's `@event_handler`s bind, per source log, read off its class
+    (a write service that follows other logs binds only the types it handles, not `#`)."""
+    module, _, name = service.cls.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    bound: dict[str, tuple[str, ...]] = {}
+    for attr in dir(cls):
+        for entrypoint in getattr(getattr(cls, attr), "nameko_entrypoints", ()):
+            if isinstance(entrypoint, EventHandler):
+                source = entrypoint.source_service
+                bound[source] = (*bound.get(source, ()), entrypoint.event_type)
+    return bound
+
+
+def _follower_grant(service: catalogue.Service) -> Grant:
+    """A write service that also follows other logs: its write grant, plus the durable queues
+    of its event handlers (bound only to the event types they handle) and catching up over
+    the followed logs' read_log/status."""
+    name, bound = service.name, _handled(service)
+    queues = [rf"evt-{source}-.+--{name}\..+" for source in service.reads]
+    events = [_events(source) for source in service.reads]
+    mine = [_RPC, _events(name), rf"rpc-{name}"]
+    types = {source: _any(*map(re.escape, bound[source])) if bound.get(source) else NOTHING
+             for source in service.reads}
+    return Grant(
+        configure=_any(*mine, *events, *queues, _STANDALONE_REPLY),
+        write=_any(*mine, *queues, _STANDALONE_REPLY),
+        read=_any(_RPC, rf"rpc-{name}", *events, *queues, _STANDALONE_REPLY),
+        topics=_topics((_any(UUID, *(rf"{source}\.(read_log|status)" for source in service.reads)),
+                        _any(rf"{name}\.\*", UUID)),
+                       {name: (".*", NOTHING), **{s: (NOTHING, t) for s, t in types.items()}}),
+    )
+
+
 def _view_grant(name: str, reads: tuple[str, ...]) -> Grant:
     """Serves <name>.*, folds the events of the logs it reads (its own durable queues), and
     catches up over their read_log/status."""
@@ -129,14 +167,15 @@ def _grants() -> dict[str, Grant]:
     """One user per service in the catalogue, by its kind, and the operator's tools."""
     grants: dict[str, Grant] = {}
     # The HTTP edge calls what its routes need; never a log dump, an erasure or a rebuild.
-    edge = {s.name: "(?!read_log$|forget_resident$)[a-z_]+" if s.kind == "write"
-            else "(?!rebuild$)[a-z_]+" for s in catalogue.SERVICES if s.kind != "edge"}
+    edge = {s.name: "(?!read_log$|forget_resident$)[a-z0-9_]+" if s.kind == "write"
+            else "(?!rebuild$)[a-z0-9_]+" for s in catalogue.SERVICES if s.kind != "edge"}
     # The CLI (`grassroots status`, `projections rebuild`): status, rebuild, erasure.
     operator = {s.name: "(status|forget_resident)" if s.kind == "write" else "(status|rebuild)"
                 for s in catalogue.SERVICES if s.kind != "edge"}
     for service in catalogue.SERVICES:
         if service.kind == "write":
-            grants[service.name] = _write_grant(service.name)
+            grants[service.name] = (_follower_grant(service) if service.reads
+                                    else _write_grant(service.name))
         elif service.kind == "view":
             grants[service.name] = _view_grant(service.name, service.reads)
         else:

@@ -6,11 +6,13 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from shared.runtime import catalogue
-from shared.runtime.private import private_umask
 from shared.runtime.quiet import quiet
 
 quiet()  # before anything imports eventlet or nameko
+
+from shared.runtime import catalogue  # noqa: E402
+from shared.runtime.auth import ROLES  # noqa: E402
+from shared.runtime.private import private_umask  # noqa: E402
 
 
 def _up(_args: argparse.Namespace) -> int:
@@ -75,6 +77,12 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(argv)
 
 
+def _chaos(args: argparse.Namespace) -> int:
+    from shared.tools.chaos import execute
+
+    return execute(args)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="grassroots", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -91,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
         dest="token_command", required=True)
     create = command("create", _token_create, "create a bearer token (printed once)", token)
     create.add_argument("--role", required=True,
-                        choices=["operator", "cadre", "head", "supervisor", "auditor"])
+                        choices=ROLES)
     create.add_argument("--cadre", help="the cadre id (roles cadre and head)")
     create.add_argument("--unit", help="the unit id the head leads (role head)")
     create.add_argument("--days", type=int, default=None,
@@ -116,6 +124,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     bench.add_argument("--single", type=int, default=None,
                        help="events appended one per transaction (default: events / 10)")
+    from shared.tools.chaos import options as chaos_options
+
+    chaos_options(command("chaos", _chaos, "faults injected under load; what must hold after each"))
     from shared.tools.bench import district_options
 
     district_options(bench)

@@ -3,8 +3,9 @@
 Twelve units and about 150 cadres. Most cadres go down on the fixed day and their unit's day;
 some miss the 28th, some manage only one day, some are on leave (part or all of the month),
 a few are transferred and two are removed from the roster; some visits are corrected or
-retracted. Visits dated more than the policy's backfill days ago are flagged backfilled by the
-platform itself, as recorded now.
+retracted, some find a difficulty or refer a hazard (the cases service opens a case for
+each). Visits dated more than the policy's backfill days ago are flagged backfilled by the
+platform itself, as recorded now. Then a month of cases (demo_cases.py) and the case board.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import requests
 from tqdm import tqdm
 
 from shared.campaign.policy import load_policy
+from shared.tools.demo_cases import plan_cases, render_board, send_cases
 from shared.tools.platform import api_address
 
 UNITS = [
@@ -103,6 +105,9 @@ def _visit(rng: random.Random, visit_id: str, cadre_ids: list[str], day: dt.date
     if rng.random() < 0.1:
         body["hazards"] = [{"description": "loose electric wiring in the yard",
                             "status": "referred"}]
+    if rng.random() < 0.05:
+        body["difficulties"] = [{"category": "help",
+                                 "description": "needs help applying for the care subsidy"}]
     return body
 
 
@@ -179,10 +184,24 @@ def build_plan(month: dt.date, today: dt.date, fixed_day: int, seed: int) -> Pla
     return plan
 
 
-def _operator_token() -> str:
+def _operator_token(tokens_file: str | None) -> str:
     from shared.runtime.auth import TokenStore
 
-    return TokenStore().create("operator")
+    return TokenStore(tokens_file).create("operator")
+
+
+def _case_tokens(operator: str, tokens_file: str | None) -> dict[str, str]:
+    """Who sends the cases' commands: hotline, supervisor and callback staff, and each unit's
+    head (cadre `<unit>-01`, enrolled as head by the plan) for its unit; a day's tokens in
+    the gateway's store (`tokens_file`, else the default)."""
+    from shared.runtime.auth import TokenStore
+
+    store = TokenStore(tokens_file)
+    tokens = {"operator": operator, **{role: store.create(role, days=1) for role in
+                                       ("hotline", "supervisor", "callback")}}
+    tokens.update({unit: store.create("head", f"{unit}-01", unit, days=1)
+                   for unit, *_ in UNITS})
+    return tokens
 
 
 def send_all(plan: Plan, base: str, token: str) -> Iterator[tuple[str, int, Any]]:
@@ -195,9 +214,11 @@ def send_all(plan: Plan, base: str, token: str) -> Iterator[tuple[str, int, Any]
 
 
 def run_demo(
-    api: str | None = None, month: str | None = None, seed: int = 7, token: str | None = None
+    api: str | None = None, month: str | None = None, seed: int = 7, token: str | None = None,
+    tokens_file: str | None = None,
 ) -> int:
-    """Load the month through the API and print its compliance table; 1 if anything failed."""
+    """Load the month through the API and print its compliance table, then the month of
+    cases and the case board; 1 if anything failed."""
     policy = load_policy()
     today = dt.datetime.now(policy.tz).date()
     first = (dt.date.fromisoformat(month + "-01") if month
@@ -205,9 +226,12 @@ def run_demo(
     plan = build_plan(first, today, policy.fixed_day, seed)
     base = f"http://{api or api_address()}/api/v1"
     try:
-        token = token or _operator_token()
+        token = token or _operator_token(tokens_file)
         replies = list(send_all(plan, base, token))
-        failures = [(p, s, b) for p, s, b in replies if s >= 400 and s != 409]
+        tokens = _case_tokens(token, tokens_file)
+        cases = list(send_cases(plan_cases([u[0] for u in UNITS], today, seed), base,
+                                tokens.__getitem__))
+        failures = [(p, s, b) for p, s, b in replies + cases if s >= 400 and s != 409]
     except requests.ConnectionError:
         print(f"cannot reach the API at {base}: is `make up` running?", file=sys.stderr)
         return 1
@@ -216,17 +240,21 @@ def run_demo(
     head = max((b.get("position", 0) for _p, s, b in replies if s < 300), default=0)
     report = wait_for_view(base, token, f"{first:%Y-%m}", head)
     print(render(report))
+    cases_head = max((b.get("position", 0) for _p, s, b in cases if s < 300), default=0)
+    print()
+    print(render_board(wait_for_view(base, token, f"{today:%Y-%m}", cases_head,
+                                     view="case-board", log="cases")))
     return 0 if not failures else 1
 
 
-def wait_for_view(base: str, token: str, month: str, position: int,
-                  timeout: float = 60) -> dict[str, Any]:
-    """The month's report once the view has folded the log up to `position`."""
+def wait_for_view(base: str, token: str, month: str, position: int, timeout: float = 60,
+                  view: str = "compliance", log: str = "visits") -> dict[str, Any]:
+    """The month's report of `view` once it has folded `log` up to `position`."""
     deadline = time.monotonic() + timeout
     while True:
-        report = requests.get(f"{base}/compliance", params={"month": month}, timeout=30,
+        report = requests.get(f"{base}/{view}", params={"month": month}, timeout=30,
                               headers={"Authorization": f"Bearer {token}"}).json()
-        if report["checkpoints"].get("visits", 0) >= position or time.monotonic() > deadline:
+        if report["checkpoints"].get(log, 0) >= position or time.monotonic() > deadline:
             return report
         time.sleep(0.5)
 

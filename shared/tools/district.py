@@ -179,7 +179,7 @@ def decider(log: EventLog, roster: MemoryFold[Roster]) -> Callable[[Request, str
                 log, domain.stream_for(command),
                 lambda history: domain.decide(command, history, roster.current(log),
                                               request.now, POLICY, principal=OPERATOR),
-                command_id=command_id, actor="operator", contract=contract,
+                command_id=command_id, actor="operator", contract=contract, fold=roster,
             )
         except DomainError:
             return 1

@@ -22,6 +22,10 @@ def test_bench_api_prints_rates_latencies_ratios_and_view_lag(
             assert figures["req_s"] > 0 and 0 < figures["p50_ms"] <= figures["p99_ms"]
         assert result[clients]["ratio"] == pytest.approx(
             result[clients]["platform"]["req_s"] / result[clients]["floor"]["req_s"], abs=1e-3)
+        cpu = result[clients]["cpu_ms_per_request"]
+        assert set(cpu["floor"]) == {"bench_echo", "bench_http"}
+        assert {"gateway", "visits", "compliance"} <= set(cpu["platform"])
+        assert all(ms >= 0 for side in cpu.values() for ms in side.values())
     lag = result["view_lag_ms"]
     assert 0 <= lag["p50"] <= lag["p99"] and lag["poll_ms"] == bench_api.LAG_POLL * 1000
     assert set(result["meets"]) == set(result["targets"]) == set(bench_api.TARGETS)

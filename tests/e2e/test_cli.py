@@ -13,6 +13,7 @@ from pathlib import Path
 
 import requests
 
+from shared.runtime import catalogue
 from shared.runtime.config import ROOT
 from shared.tools.broker import LocalRabbit, free_port
 
@@ -29,7 +30,7 @@ def test_up_status_second_up_and_ctrl_c(broker_uris: dict[str, str], rabbit: Loc
     env = dict(os.environ, AMQP_URI=broker_uris["operator"], GRASSROOTS_VAR=str(tmp_path),
                GATEWAY_ADDRESS=f"127.0.0.1:{free_port()}",
                **{f"{name.upper()}_AMQP_URI": broker_uris[name]
-                  for name in ("visits", "compliance", "gateway")})
+                  for name in catalogue.names()})
     up, lines = _up_until_ready(env)
     try:
         second = _grassroots("up", env=env)
@@ -41,8 +42,8 @@ def test_up_status_second_up_and_ctrl_c(broker_uris: dict[str, str], rabbit: Loc
         assert status.returncode == 0, out
         assert "broker: ok" in out and "visits: up" in out and "compliance: up" in out
         logins = set(rabbit.ctl("list_connections", "user", "--quiet").stdout.split())
-        assert {"visits", "compliance", "gateway"} <= logins, logins
-        for name in ("visits", "compliance", "gateway"):
+        assert set(catalogue.names()) <= logins, logins
+        for name in catalogue.names():
             assert (tmp_path / "log" / f"{name}.log").exists()
         assert (tmp_path / "visits.db").exists() and (tmp_path / "compliance.db").exists()
     finally:
@@ -93,7 +94,7 @@ def test_up_starts_and_stops_its_own_broker_and_a_second_run_keeps_the_data(
         assert not amqp_answers(f"amqp://guest:guest@127.0.0.1:{port}//", timeout=5)
         assert amqp_answers(broker, timeout=5)
         assert stat.S_IMODE((tmp_path / "broker" / "users.json").stat().st_mode) == 0o600
-        assert sorted(users) == ["compliance", "gateway", "operator", "visits"]
+        assert sorted(users) == sorted([*catalogue.names(), "operator"])
         token = TokenStore(tmp_path / "tokens.json").create("operator")
         reply = requests.post(f"http://{api}/api/v1/units", timeout=30,
                               headers={"Authorization": f"Bearer {token}"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,20 +23,9 @@ from shared.tools.broker import free_port
 from shared.tools.demo import run_demo
 from shared.tools.operations import rebuild
 from shared.tools.platform import Platform
+from tests.support.platforms import until
 
 MONTH = "2026-10"
-
-
-def until(check: Callable[[], Any], timeout: float = 30.0, every: float = 0.3) -> Any:
-    """Poll until `check()` returns something truthy; fail with the last value otherwise."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met in {timeout}s; last value: {value!r}")
 
 
 class Api:
@@ -175,9 +164,11 @@ def test_rebuild_gives_the_same_view(platform: Platform, api: Api) -> None:
 def test_demo_loads_a_district_month(platform: Platform, api: Api,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     token = TokenStore(Path(platform.extra_env["GRASSROOTS_TOKENS"])).create("operator")
-    assert run_demo(api=platform.api, month="2026-09", token=token) == 0
+    assert run_demo(api=platform.api, month="2026-09", token=token,
+                    tokens_file=platform.extra_env["GRASSROOTS_TOKENS"]) == 0
     out = capsys.readouterr().out
     assert "Compliance, 2026-09" in out and "petitions" in out
+    assert "Case board, " in out
     report = Api(f"http://{platform.api}/api/v1", token).get("/compliance", month="2026-09")
     units = {u["unit_id"]: u for u in report.json()["units"]}
     assert len(units) == 12 and sum(u["cadres"] for u in units.values()) >= 140

@@ -128,17 +128,17 @@ def test_a_failed_log_commit_takes_its_new_key_back_unless_the_log_has_the_data(
 def test_two_writers_making_a_first_key_at_once_share_one(
     log_factory, keys_url, keyed, key_rows, monkeypatch
 ):
-    """The other writer stores a key for the subject between our look-up and our append: ours
-    is dropped, theirs is used, and both records read back."""
+    """The other writer stores a key for the subject after our append sealed its data with a
+    key of its own and before it commits: ours is dropped, theirs is used, and both records
+    read back."""
     other = log_factory(keys_url=keys_url)
-    look_up = keyed.keys.keys_for_writing
+    submit = keyed._group.submit
 
-    def racing(subjects: set[str]) -> Any:
-        found = look_up(subjects)
+    def racing(pending: Any, commit: Any) -> Any:
         other.append("resident-b", [resident("r-1", "Bea Jones")])
-        return found
+        return submit(pending, commit)
 
-    monkeypatch.setattr(keyed.keys, "keys_for_writing", racing)
+    monkeypatch.setattr(keyed._group, "submit", racing)
     keyed.append("resident-a", [resident("r-1")])
     assert key_rows() == ["r-1"]
     for log in (keyed, other):

@@ -73,6 +73,27 @@ def test_an_edited_hash_column_is_named(log, raw):
     assert_bad(log.verify(), 7, "hash")
 
 
+@pytest.mark.parametrize("k", [2, 6, N])
+def test_an_edited_prev_hash_column_is_named(log, raw, k):
+    """The record and its hash intact, only the link to the one before rewritten."""
+    fill(log)
+    raw.drop_triggers()
+    raw.run("UPDATE event_log SET prev_hash = :h WHERE position = :k", h="e" * 64, k=k)
+    assert_bad(log.verify(), k, "prev_hash")
+
+
+def test_text_beyond_ascii_is_hashed_as_stored_and_an_edit_to_it_is_named(log, raw):
+    """Verify hashes the stored UTF-8 bytes as they come from the database: the same bytes the
+    append hashed, whatever the script, and one changed character breaks them."""
+    fill(log, 3)
+    log.append("visit-cn", [NewEvent("visit.recorded", {"note": "走访农户，送去政策"})])
+    fill(log, 3)
+    assert log.verify().ok
+    raw.drop_triggers()
+    raw.edit(4, lambda doc: doc["data"].update(note="走访农户，送去政策。"))
+    assert_bad(log.verify(), 4, "hash")
+
+
 @pytest.mark.parametrize("k", [1, 5, 6, N - 1])
 def test_a_deleted_row_is_named(log, raw, k):
     fill(log)

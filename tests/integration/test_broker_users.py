@@ -40,6 +40,15 @@ CALLS = [
     ("operator", "visits.record_visit", False),
     ("operator", "visits.get_visit", False),
     ("visits", "compliance.report", False),
+    ("cases", "visits.read_log", True),
+    ("cases", "visits.status", True),
+    ("cases", "visits.record_visit", False),
+    ("cases", "compliance.report", False),
+    ("caseboard", "cases.read_log", True),
+    ("caseboard", "cases.register_case", False),
+    ("caseboard", "visits.read_log", False),
+    ("gateway", "cases.open311_read", True),
+    ("gateway", "cases.read_log", False),
     ("visits", "visits.record_visit", False),
 ]
 
@@ -129,7 +138,7 @@ def test_no_user_can_bind_a_queue_to_listen_in_on_calls(node: LocalRabbit, user:
             as_user(node, user, bind(stolen))
 
 
-@pytest.mark.parametrize("user", ["compliance", "gateway", "operator"])
+@pytest.mark.parametrize("user", ["cases", "compliance", "caseboard", "gateway", "operator"])
 def test_only_visits_publishes_its_events(node: LocalRabbit, user: str) -> None:
     as_user(node, "visits", publish(EVENTS_EXCHANGE, "visit.recorded"))
     with pytest.raises(AccessRefused):
@@ -154,3 +163,19 @@ def test_a_guest_account_left_from_before_is_removed_on_start(node: LocalRabbit)
     node.start()
     assert not amqp_answers(guest)
     assert all(amqp_answers(uri) for uri in node.uris.values())
+
+
+def test_cases_hears_only_the_visit_events_it_handles(node: LocalRabbit) -> None:
+    """cases binds its handler queues to visit.recorded/corrected/retracted, not to `#`."""
+    queue = "evt-visits-visit.recorded--cases.on_visit_recorded"
+
+    def bind(key: str) -> Callable[[amqp.Channel], object]:
+        def action(channel: amqp.Channel) -> None:
+            channel.queue_declare(queue, durable=True, auto_delete=False)
+            channel.queue_bind(queue, EVENTS_EXCHANGE, key)
+        return action
+
+    as_user(node, "cases", bind("visit.recorded"))
+    for other in ("#", "cadre.enrolled"):
+        with pytest.raises(AccessRefused):
+            as_user(node, "cases", bind(other))

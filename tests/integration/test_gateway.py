@@ -12,6 +12,8 @@ import kombu
 import pytest
 import requests
 
+from services.caseboard.service import CaseBoardService
+from services.cases.service import CasesService
 from services.compliance.service import ComplianceService
 from services.gateway.service import GatewayService
 from services.visits.service import VisitsService
@@ -23,6 +25,9 @@ from shared.tools.broker import free_port
 
 # Durable event-handler queue left by earlier tests: events of their logs must not leak in.
 COMPLIANCE_QUEUE = "evt-visits-#--compliance.on_visits_event"
+EVENT_QUEUES = (COMPLIANCE_QUEUE, "evt-cases-#--caseboard.on_cases_event",
+                *(f"evt-visits-visit.{kind}--cases.on_visit_{kind}"
+                  for kind in ("recorded", "corrected", "retracted")))
 PRINCIPAL_KEY = generate_key()  # the gateway signs principals with it, visits checks them
 YESTERDAY = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date() - dt.timedelta(days=1)
 MONTH = YESTERDAY.strftime("%Y-%m")
@@ -67,7 +72,8 @@ def visit(cadre_ids, day=YESTERDAY, **extra):
 
 @pytest.fixture
 def api(container_factory, amqp_uri, broker_uris, tmp_path):
-    _purge(amqp_uri, COMPLIANCE_QUEUE)
+    for queue in EVENT_QUEUES:
+        _purge(amqp_uri, queue)
 
     def config(service, **overrides):
         cfg = load_config(service)
@@ -81,8 +87,13 @@ def api(container_factory, amqp_uri, broker_uris, tmp_path):
         "visits": container_factory(VisitsService, config(
             "visits", DATABASE_URL=f"sqlite:///{tmp_path}/visits.db", KEYS_DATABASE_URL="",
             RELAY_POLL_SECONDS=0.2)),
+        "cases": container_factory(CasesService, config(
+            "cases", DATABASE_URL=f"sqlite:///{tmp_path}/cases.db", KEYS_DATABASE_URL="",
+            RELAY_POLL_SECONDS=0.2, CASE_TIMER_SECONDS=1)),
         "compliance": container_factory(ComplianceService, config(
             "compliance", DATABASE_URL=f"sqlite:///{tmp_path}/compliance.db")),
+        "caseboard": container_factory(CaseBoardService, config(
+            "caseboard", DATABASE_URL=f"sqlite:///{tmp_path}/caseboard.db")),
         "gateway": container_factory(GatewayService, config(
             "gateway", WEB_SERVER_ADDRESS=f"127.0.0.1:{port}", TOKENS_FILE=str(tokens_file),
             RPC_TIMEOUT=3, HEALTH_TIMEOUT=1,
@@ -99,6 +110,8 @@ def api(container_factory, amqp_uri, broker_uris, tmp_path):
         "cadre_b1": store.create("cadre", cadre_id="c-b1"),
         "head_a": store.create("head", cadre_id="h-a", unit_id="u-a"),
         "head_b": store.create("head", cadre_id="h-b", unit_id="u-b"),
+        "hotline": store.create("hotline"),
+        "callback": store.create("callback"),
     }
     client = Api(f"http://127.0.0.1:{port}", tokens, amqp_uri, containers)
     for unit_id in ("u-a", "u-b"):
@@ -276,7 +289,9 @@ def test_compliance_scoped_to_the_head_and_cadre_unit(api):
 def test_healthz_openapi_and_unknown_paths(api):
     health = api.get("/healthz")
     assert health.status_code == 200
-    assert health.json() == {"ok": True, "services": {"visits": "ok", "compliance": "ok"}}
+    assert health.json() == {"ok": True, "broker": "ok",
+                             "services": {"visits": "ok", "cases": "ok", "compliance": "ok",
+                                          "caseboard": "ok"}}
     spec = api.get("/openapi.json")
     assert spec.status_code == 200 and spec.json()["openapi"] == "3.1.0"
     assert "/api/v1/visits" in spec.json()["paths"]
@@ -292,9 +307,13 @@ def test_healthz_503_and_504_when_a_service_is_down(api):
     api.containers["compliance"].stop()
     health = api.get("/healthz")
     assert health.status_code == 503
-    assert health.json() == {"ok": False, "services": {"visits": "ok", "compliance": "down"}}
+    assert health.json() == {"ok": False, "broker": "ok",
+                             "services": {"visits": "ok", "cases": "ok",
+                                          "compliance": "down", "caseboard": "ok"}}
+    assert health.headers["Retry-After"] == "5"
     started = time.monotonic()
     reply = _report(api, "operator")
     assert reply.status_code in (503, 504), reply.text
+    assert reply.headers["Retry-After"] == "5"
     assert list(reply.json()["errors"]) == ["_schema"]
     assert time.monotonic() - started < 10

@@ -68,6 +68,16 @@ def test_link_is_sha256_of_prev_hash_and_canonical_text():
     assert chain.link(prev, text_) != chain.link("cd" * 32, text_)
 
 
+def test_chained_is_dumps_and_link_record_after_record():
+    documents = [record(value) for value in TRICKY]
+    prev, expected = "ab" * 32, []
+    for document in documents:
+        text_ = chain.dumps(document)
+        expected.append((text_, prev, chain.link(prev, text_)))
+        prev = expected[-1][2]
+    assert chain.chained("ab" * 32, documents) == expected
+
+
 @settings(max_examples=200, deadline=None, database=None, derandomize=True)
 @given(
     text=st.text(st.characters(exclude_categories=("Cs",))),

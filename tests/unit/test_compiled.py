@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema, ValidationError, fields, validate
 
 from services.visits import schemas
 from services.visits.commands import COMMAND_SCHEMAS
@@ -149,3 +149,36 @@ def test_mutated_data_gets_marshmallow_s_verdict_or_none(case: st.DataObject,
         if fast is not None:
             assert slow is not REFUSED, (schema, data)
             assert same(fast, slow), (schema, data)
+
+
+class Bounds(Schema):
+    """The validators the compiled loader writes out inline, at their edges."""
+
+    above = fields.Integer(validate=validate.Range(0, 10, min_inclusive=False))
+    below = fields.Integer(validate=validate.Range(max=5, max_inclusive=False))
+    code = fields.String(validate=validate.Length(equal=3))
+    name = fields.String(validate=validate.Length(min=2, max=4))
+    pick = fields.Integer(validate=validate.OneOf([1, 2]))
+    word = fields.String(validate=[validate.OneOf(["a", "b"]), validate.Regexp("a")])
+    flags = fields.List(fields.Boolean(), validate=validate.Length(max=2))
+    day = fields.Date()
+
+
+EDGES = {
+    "above": (0, 1, 10, 11), "below": (4, 5), "code": ("ab", "abc", "abcd"),
+    "name": ("a", "ab", "abcd", "abcde"), "pick": (1, 3, True), "word": ("a", "b", "c"),
+    "flags": ([], [True, False], [True, None], [True, True, True], ["yes"]),
+    "day": ("2025-01-31", "2025-02-30", "20250131", "2025-W05-5", "", "2025-01-31T00:00"),
+}
+
+
+@pytest.mark.parametrize("data", [{key: v} for key, values in EDGES.items() for v in values])
+def test_inline_validators_give_marshmallow_s_verdict(data: dict[str, Any]) -> None:
+    """Accepted exactly when marshmallow accepts, with its result; the only data left to
+    marshmallow are values of another type (it converts them, or refuses)."""
+    fast, slow = verdicts(Bounds, data, postprocess=True)
+    assert fast is None or (slow is not REFUSED and same(fast, slow)), (data, fast, slow)
+    assert (fast is None) == (slow is REFUSED) or data in CONVERTED, (data, fast, slow)
+
+
+CONVERTED = ({"pick": True}, {"flags": ["yes"]})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import eventlet
 import pytest
+import sqlalchemy as sa
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
@@ -101,6 +102,34 @@ def test_an_uncertain_outcome_keeps_the_command_id_for_the_retry(store):
     store.uncertain(claim)
     retry = store.claim(SCOPE, FP)
     assert retry.command_id == claim.command_id and retry.holder != claim.holder
+
+
+def test_a_claim_is_committed_durably_and_a_settle_without_waiting_for_the_disk(store):
+    """The module's durability rule, as each commit runs: a claim must be on disk before its
+    write is sent, a settle may be lost (and the connection is left durable again after it)."""
+    query = ("PRAGMA synchronous" if store.engine.dialect.name == "sqlite"
+             else "SHOW synchronous_commit")
+    seen: list[str] = []
+
+    def on_commit(conn) -> None:
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute(query)
+        seen.append(str(cursor.fetchone()[0]))
+        cursor.close()
+
+    store.purge()  # now, not within the claims below
+    sa.event.listen(store.engine, "commit", on_commit)
+    claim = store.claim(SCOPE, FP)
+    store.complete(claim, 201, "{}")
+    refused = store.claim(scope_of("cadre:c-1", "POST", "/api/v1/visits", "k-2"), FP)
+    store.uncertain(refused)
+    store.claim(scope_of("cadre:c-1", "POST", "/api/v1/visits", "k-2"), FP)
+    if store.engine.dialect.name == "sqlite":
+        durable, relaxed = "2", "1"  # FULL, as make_engine sets it; NORMAL
+    else:  # the server's own setting (the tests' server may run without it); off
+        with store.engine.connect() as conn:
+            durable, relaxed = conn.exec_driver_sql(query).scalar(), "off"
+    assert seen == [durable, relaxed, durable, relaxed, durable]
 
 
 def test_a_dead_claim_is_taken_over_after_its_lease(store):

@@ -30,6 +30,11 @@ EXPECTED = {
     ("post", "/api/v1/visits/{visit_id}/confirmation"),
     ("post", "/api/v1/visits/{visit_id}/withdrawal"), ("get", "/api/v1/compliance"),
     ("get", "/api/v1/openapi.json"), ("get", "/healthz"),
+    ("post", "/api/v1/cases"), ("get", "/api/v1/cases"), ("get", "/api/v1/cases/{case_id}"),
+    ("get", "/api/v1/cases/{case_id}/timeline"), ("get", "/api/v1/case-board"),
+    *(("post", f"/api/v1/cases/{{case_id}}/{action}") for action in (
+        "assign", "accept", "return", "progress", "extension-requests", "extension-decisions",
+        "resolve", "callback", "reopen", "close", "park")),
 }
 METHODS = {"get", "post", "put", "patch", "delete"}
 
@@ -42,12 +47,13 @@ def operations(spec=SPEC):
 
 
 def served_routes():
-    """(method, OpenAPI path) of every @http entrypoint of the gateway, but the catch-all."""
+    """(method, OpenAPI path) of every @http entrypoint of the gateway, but the catch-all and
+    Open311 (GeoReport v2 is its own specification, not part of this document)."""
     found = set()
     for attr in vars(GatewayService).values():
         for entrypoint in getattr(attr, "nameko_entrypoints", ()):
             url, method = entrypoint.url, entrypoint.method
-            if "<path:" not in url:
+            if "<path:" not in url and not url.startswith("/open311/"):
                 found.add((method.lower(), re.sub(r"<string:(\w+)>", r"{\1}", url)))
     return found
 

@@ -5,6 +5,7 @@ A tiny projection counts events per stream; the records come from real EventLogs
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select, update
 from sqlalchemy.engine import Engine
 
+import shared.kernel.projection as projection_module
 from shared.eventlog import EventLog, NewEvent, Record
 from shared.kernel.projection import Projector, build_as_of
 from shared.runtime.providers import deliver, log_fetch, read_log, view_status
@@ -285,6 +287,59 @@ def test_a_record_that_does_not_chain_onto_the_view_is_not_applied(tmp_path) -> 
     assert projector.checkpoints() == {"alpha": 2}
     assert projector.catch_up(log_fetch({"alpha": real})) == 2
     assert rows(projector.engine) == reference(records)
+
+
+def test_a_page_whose_chain_breaks_midway_is_applied_up_to_the_break(tmp_path) -> None:
+    """A page that continues the checkpoint but not its own chain: consecutive positions,
+    the fourth record from another log. What precedes it is applied; it and the rest are not."""
+    records = fill(open_log(tmp_path, "alpha"), 6)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    impostor = fill(open_log(other_dir, "alpha"), 6, offset=100)
+    projector = Projector.in_memory(Counts())
+
+    assert projector.apply_batch([*records[:3], *impostor[3:]]) == (3, True)
+    assert projector.checkpoints() == {"alpha": 3}
+    assert rows(projector.engine) == reference(records[:3])
+
+
+@pytest.mark.parametrize("window", [1, 2, 5, 100])
+def test_position_at_names_the_last_record_recorded_by_each_instant(
+    log, projector, monkeypatch, window
+) -> None:
+    """A binary search down to a window, then one read of the window: the same answer as
+    walking the log, for every record's instant and for instants before and after them all."""
+    monkeypatch.setattr(projection_module, "AS_OF_WINDOW", window)
+    records = fill(log, 23)
+    fetch = log_fetch({"alpha": log})
+    for record in records:
+        expected = max(r.position for r in records if r.recorded_at <= record.recorded_at)
+        assert projector.position_at(fetch, "alpha", record.recorded_at) == expected
+    assert projector.position_at(fetch, "alpha", records[0].recorded_at.replace(year=2000)) == 0
+    assert projector.position_at(fetch, "alpha", records[-1].recorded_at.replace(year=2099)) == 23
+
+
+def test_catch_up_leaves_the_collector_as_it_found_it(log, tmp_path) -> None:
+    """Catch-up sets older objects aside from the collector while it folds (gc.freeze), and
+    gives them back afterwards, also when a record fails to apply."""
+    class Watching(Counts):
+        frozen: list[int] = []
+
+        def apply(self, conn: Connection, record: Record) -> None:
+            self.frozen.append(gc.get_freeze_count())
+            super().apply(conn, record)
+
+    fill(log, 4)
+    fetch = log_fetch({"alpha": log})
+    failing = Projector.open(Watching(fail_at=3), f"sqlite:///{tmp_path / 'failing.db'}")
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError, match="cannot apply 3"):
+        failing.catch_up(fetch, page=2)
+    assert gc.get_freeze_count() == 0
+    assert failing.checkpoints() == {"alpha": 2}
+    assert Projector.in_memory(Watching()).catch_up(fetch) == 4
+    assert gc.get_freeze_count() == 0
+    assert len(Watching.frozen) == 7 and all(Watching.frozen), "set aside while folding"
 
 
 def test_a_view_built_from_a_replaced_log_stops_and_says_so(tmp_path, caplog) -> None:

@@ -1,0 +1,65 @@
+"""`grassroots chaos` in a bounded form: every fault for a few seconds under 2 clients, on a
+platform of its own (own broker node, proxy, temp var/; own PostgreSQL for the postgres
+fault); the must-holds are read from the JSON it prints.
+
+It runs as an operator runs it, as its own process: the suite's threads (clients, proxy,
+supervisor) are OS threads there, not this process's eventlet green threads. The checks
+are shown to fail on a lost or doubled write, so a green run means the logs and views were
+looked at, not that nothing was checked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from shared.runtime.config import ROOT
+from shared.tools.chaos_checks import Logs
+from shared.tools.chaos_faults import FAULTS
+from shared.tools.chaos_load import Outcome
+
+
+# libfaketime (the clock fault) is preloaded into the services of a run that steps the
+# clock, so that fault runs apart from the broker faults, on PostgreSQL.
+@pytest.mark.parametrize("database, faults", [
+    ("sqlite", [f for f in FAULTS if f not in ("postgres", "clock")]),
+    ("postgres", ["postgres", "clock"]),
+])
+def test_every_fault_loses_and_doubles_nothing_and_views_equal_a_rebuild(
+        database: str, faults: list[str]) -> None:
+    argv = ["--seconds", "2", "--clients", "2", "--database", database, "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.tools.cli", "chaos", *argv,
+         *(a for f in faults for a in ("--fault", f))],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    result = json.loads(done.stdout)
+    assert [f["fault"] for f in result["faults"]] == faults
+    for fault in result["faults"]:
+        assert fault["skipped"] is None, fault  # root, tmpfs and libfaketime are set up here
+        assert fault["acked"] > 0, fault
+        assert fault["lost"] == 0, fault
+        assert fault["duplicates"] == 0, fault
+        assert fault["views_equal"], fault
+        assert fault["recover_s"] is not None, fault
+        assert "500" not in fault["failed"], fault
+    assert result["ok"] and done.returncode == 0, done.stderr[-2000:]
+
+
+def _acked(position: int, visit_id: str) -> Outcome:
+    return Outcome(0.0, 1.0, 201, 0.01, id=visit_id, position=position)
+
+
+def test_the_checks_count_a_lost_and_a_doubled_write() -> None:
+    logs = Logs("amqp://unused", r"chaos-x-\d+")
+    logs.subjects["visits"] = {1: "visit-a", 2: "visit-b"}
+    assert logs.lost("visits", [_acked(1, "a"), _acked(2, "b")]) == 0
+    assert logs.lost("visits", [_acked(3, "c")]) == 1  # never appended
+    assert logs.lost("visits", [_acked(2, "a")]) == 1  # the position holds another visit
+    logs.marks = Counter({("visits", "visit.recorded", "chaos-x-1"): 1})
+    assert logs.duplicates() == 0
+    logs.marks[("visits", "visit.recorded", "chaos-x-2")] = 2
+    assert logs.duplicates() == 1
