@@ -40,6 +40,10 @@ from shared.tools.postgres import TempPostgres
 
 HARNESS = "chaos"  # the suite's own broker user (every right), on its own node only
 RECOVER_TIMEOUT = 120.0
+# A steady load, as the issue asks, well under the 2-core VM's capacity (bench api: about 150
+# writes a second): unpaced clients on a tmpfs log outrun the views, and "recovered" (the
+# views have folded a write sent after healing) then measures the backlog, not the fault.
+RATE = 20.0
 WATCH_SECONDS = 0.5
 ERROR_LINE = re.compile(r"Error|Exception|CRITICAL|Traceback")
 
@@ -166,12 +170,18 @@ def _recovery(load: Load, uri: str, healed: float, service: str) -> float | None
         first = min(fresh, key=lambda o: o.end) if fresh else None
         time.sleep(0.05)
     readers = [v for v in catalogue.names("view") if service in catalogue.get(v).reads]
+    last: object = None
     while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):  # a view still restarting: ask again
-            seen = view_checkpoints(uri)
+        try:
+            seen = view_checkpoints(uri, readers)
+        except Exception as exc:  # a view still restarting: ask again
+            last = exc
+        else:
+            last = seen
             if all(seen[v].get(service, 0) >= (first.position or 0) for v in readers):
                 return round(time.monotonic() - healed, 2)
         time.sleep(0.05)
+    say(f"  not recovered: write at {first.position}; views last said {last!r}")
     return None
 
 
@@ -218,14 +228,15 @@ def _phase(fault: Fault, st: Stage, load: Load, logs: Logs, seconds: float,
 
 
 def run(faults: list[str], seconds: float = 10, clients: int = 4,
-        database: str = "sqlite") -> dict[str, Any]:
-    """Every fault named (in the catalogue's order of FAULTS), one after the other."""
+        database: str = "sqlite", rate: float | None = RATE) -> dict[str, Any]:
+    """Every fault named (in the catalogue's order of FAULTS), one after the other, under a
+    steady load of `rate` writes a second (None: as fast as the clients can)."""
     from shared.campaign.policy import load_policy
     from shared.eventlog.storage import make_engine
 
     chosen = [FAULTS[name]() for name in faults]
     out: dict[str, Any] = {"database": database, "clients": clients, "seconds": seconds,
-                           "faults": []}
+                           "rate": rate, "faults": []}
     day = load_policy().local_date(dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
     with tempfile.TemporaryDirectory(prefix="grassroots-chaos-") as tmp, \
             stage(Path(tmp), database, chosen) as (st, token), \
@@ -234,7 +245,7 @@ def run(faults: list[str], seconds: float = 10, clients: int = 4,
         base = f"http://{st.platform.api}"
         roster(base, token)
         run_id = uuid.uuid4().hex[:8]
-        load = Load(base, token, clients, day, run_id, st.duplicate_posts)
+        load = Load(base, token, clients, day, run_id, st.duplicate_posts, rate)
         logs = Logs(st.harness_uri, rf"chaos-{run_id}-\d+")
         engines = {v: make_engine(st.platform.env(v)[f"{v.upper()}_DATABASE_URL"])
                    for v in catalogue.names("view")}
@@ -270,8 +281,10 @@ def table(result: dict[str, Any]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    summary = (f"{result['database']}, {result['clients']} clients, {result['seconds']:g} s "
-               f"per fault: {'every must-hold held' if result['ok'] else 'a must-hold FAILED'}")
+    pace = f"{result['rate']:g} writes/s" if result.get("rate") else "unpaced"
+    summary = (f"{result['database']}, {result['clients']} clients, {pace}, "
+               f"{result['seconds']:g} s per fault: "
+               f"{'every must-hold held' if result['ok'] else 'a must-hold FAILED'}")
     return "\n".join([*lines, "", summary])
 
 
@@ -281,6 +294,9 @@ def options(parser: argparse.ArgumentParser) -> None:
                         help="a fault to inject (repeatable; default: every one)")
     parser.add_argument("--seconds", type=float, default=10, help="length of each fault's phase")
     parser.add_argument("--clients", type=int, default=4, help="client threads writing visits")
+    parser.add_argument("--rate", type=float, default=RATE,
+                        help=f"writes a second, all clients together (default {RATE:g}; 0: "
+                             "as fast as they can)")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--soak", type=float, default=None, metavar="SECONDS",
                         help="a soak of this length at half capacity, random faults")
@@ -296,7 +312,7 @@ def execute(args: argparse.Namespace) -> int:
         result = soak(args.soak, faults, args.clients, args.database)
         print(json.dumps(result, indent=2) if args.json else soak_table(result))
     else:
-        result = run(faults, args.seconds, args.clients, args.database)
+        result = run(faults, args.seconds, args.clients, args.database, args.rate or None)
         print(json.dumps(result, indent=2) if args.json else table(result))
     return 0 if result["ok"] else 1
 

@@ -10,7 +10,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -74,12 +74,12 @@ def settle(uri: str, timeout: float = 120) -> bool:
     return False
 
 
-def view_checkpoints(uri: str) -> dict[str, dict[str, int]]:
-    """view -> source log -> the view's checkpoint on it."""
+def view_checkpoints(uri: str, views: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+    """view -> source log -> the view's checkpoint on it (every view, or those named)."""
     with cluster(uri, 10) as rpc:
         return {n: {source: s["checkpoint"]
                     for source, s in getattr(rpc, n).status()["sources"].items()}
-                for n in catalogue.names("view")}
+                for n in (catalogue.names("view") if views is None else views)}
 
 
 def projection_of(view: str) -> Any:

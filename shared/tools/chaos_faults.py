@@ -70,11 +70,6 @@ class Fault:
 class Kill(Fault):
     name, summary = "kill", "kill -9 of every service in turn; the supervisor restarts it"
 
-    def unavailable(self, stage: Stage) -> str | None:
-        if not hasattr(stage.platform, "watch"):
-            return "Platform.watch() (the supervisor that restarts dead services) is missing"
-        return None
-
     def inject(self, stage: Stage) -> None:
         for name in catalogue.names():
             old = stage.platform.procs[name]
