@@ -638,8 +638,11 @@ def read_back(state: CaseState, policy: Policy, personal: bool) -> dict[str, Any
 
     registered = state.registered
     resident_id, details = registered.get("resident_id"), registered.get("resident")
-    shown = "none" if resident_id is None else "erased" if details is None else \
-        "shown" if personal else "withheld"
+    # a case opened from a visit carries the resident's pseudonym only: the details stay in
+    # the visits log ("on_visit"), which is not the same as details erased
+    shown = ("none" if resident_id is None
+             else "on_visit" if details is None and registered.get("visit_id")
+             else "erased" if details is None else "shown" if personal else "withheld")
     blank: dict[str, Any] = {"name": None, "phone": None, "address": None}
     return {
         "id": state.case_id, "state": state.state, "origin": state.origin,

@@ -175,8 +175,8 @@ def _window(start: dt.datetime | None, end: dt.datetime | None,
 
 
 def service_request(case: Tracked, site: Site) -> dict[str, Any]:
-    """The spec's fields a case has; those it does not have (media_url, lat/long: a place
-    holds no coordinates) are left out."""
+    """The spec's fields a case has; those it does not have (media_url; lat/long when the
+    place was registered without coordinates) are left out."""
     state, registered = case.state, case.state.registered
     codes = site.cases.codes
     category = site.cases.category(state.category) if state.category in codes else None
@@ -197,11 +197,13 @@ def service_request(case: Tracked, site: Site) -> dict[str, Any]:
         "updated_datetime": _stamp(case.updated, site),
         "expected_datetime": _stamp(expected, site) if expected else None,
         "address": address(registered["place"]),
+        "lat": registered["place"].get("lat"),
+        "long": registered["place"].get("long"),
     }
     return {name: value for name, value in fields.items() if value is not None}
 
 
-def address(place: Mapping[str, str]) -> str:
+def address(place: Mapping[str, Any]) -> str:
     """The place, most precise first: "No. 3 bridge, Dongcun, Qiaotou"."""
     parts = (place.get(key) for key in ("detail", "community", "village", "township"))
     return ", ".join(part for part in parts if part)
@@ -249,7 +251,7 @@ def intake(form: Mapping[str, str], case_id: str, site: Site) -> RegisterCase:
     """A POSTed request as the register command (origin `hotline`: the public's own channel).
     The resident's name and phone go only into `resident`, which the log encrypts. The
     location: `address_id` is a township unit's id (the unit whose area it is);
-    `address_string` and coordinates become the place's detail."""
+    `address_string` becomes the place's detail, and the coordinates its lat/long."""
     data = _load(PostRequestSchema, form, site)
     code = data["service_code"]
     if code not in site.cases.codes:
@@ -257,12 +259,11 @@ def intake(form: Mapping[str, str], case_id: str, site: Site) -> RegisterCase:
     unit_id = data.get("address_id")
     if unit_id is not None and unit_id not in site.units:
         raise Open311Error(400, f"address_id: not a township of {site.name}: {unit_id}")
-    spots = [data.get("address_string"),
-             f"{data['lat']:.6f}, {data['long']:.6f}" if "lat" in data else None]
-    place = {"township": site.units[unit_id] if unit_id else site.name}
-    detail = " @ ".join(spot for spot in spots if spot)
-    if detail:
-        place["detail"] = detail
+    place: dict[str, Any] = {"township": site.units[unit_id] if unit_id else site.name}
+    if data.get("address_string"):
+        place["detail"] = data["address_string"]
+    if "lat" in data:
+        place.update(lat=data["lat"], long=data["long"])
     description = data.get("description") or site.cases.category(code).name
     return RegisterCase(case_id, "hotline", code, description, place, unit_id=unit_id,
                         resident=_resident(data))

@@ -22,7 +22,8 @@ from shared.kernel.errors import SCHEMA_FIELD, DomainError, flatten
 CONTENT_TYPES = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 CHILDREN = {"endpoints": "endpoint", "formats": "format"}  # discovery's nested lists
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Characters XML 1.0 cannot carry, and lone surrogates (which UTF-8 cannot): shown as U+FFFD.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def split_format(name: str) -> tuple[str, str]:
 
 def render(document: Document, fmt: str, status: int = 200) -> Answer:
     if fmt == "json":
-        body = json.dumps(document.content, ensure_ascii=False).encode()
+        # a lone surrogate echoed back in a refusal: replaced, not a crash
+        body = json.dumps(document.content, ensure_ascii=False).encode("utf-8", "replace")
     else:
         body = XML_DECLARATION + ET.tostring(_xml(document), encoding="unicode").encode()
     return Answer(status, CONTENT_TYPES[fmt], body)

@@ -38,6 +38,10 @@ class PlaceSchema(shared.PlaceSchema):
     """Where the difficulty is (never the resident's address: that is personal)."""
 
     detail = text(300, metadata={"description": "a street, a building, a landmark"})
+    lat = fields.Float(validate=validate.Range(-90, 90), allow_nan=False,
+                       metadata={"description": "WGS84 latitude of the spot, when known"})
+    long = fields.Float(validate=validate.Range(-180, 180), allow_nan=False,
+                        metadata={"description": "WGS84 longitude of the spot, when known"})
 
 
 class ResidentSchema(shared.ResidentSchema):
@@ -247,7 +251,7 @@ class CaseSchema(Schema):
     unit_id = fields.String(allow_none=True)
     visit_id = fields.String(allow_none=True)
     resident = fields.Nested(ResidentReadSchema, allow_none=True)
-    personal_data = one_of(("shown", "withheld", "erased", "none"), required=True)
+    personal_data = one_of(("shown", "withheld", "erased", "on_visit", "none"), required=True)
     accept_by = fields.AwareDateTime(allow_none=True)
     resolve_by = fields.AwareDateTime(allow_none=True)
     callback_due = fields.AwareDateTime(allow_none=True)

@@ -91,6 +91,8 @@ def test_each_difficulty_and_each_referred_hazard_or_dispute_is_a_case() -> None
     [registered] = case.send(first, intake.INTAKE, NOW)
     assert registered.data["resident_id"] == "res-1"
     assert registered.data["resident"] is None and registered.personal == ()
+    shown = cases.read_back(case.state, POLICY, personal=True)
+    assert (shown["resident"]["id"], shown["personal_data"]) == ("res-1", "on_visit")
 
 
 def test_the_same_visit_twice_gives_the_same_cases_and_command_ids() -> None:

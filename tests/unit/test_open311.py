@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.cases import domain as d
 from services.cases import open311 as o
@@ -304,13 +306,17 @@ def test_a_posted_request_becomes_a_case_with_the_person_only_in_resident() -> N
     command = o.intake(form, "p1", SITE)
     assert command == d.RegisterCase(
         "p1", "hotline", "help", "no water since Monday",
-        {"township": "Unit U2", "detail": "Lane 5 @ 31.230400, 121.473700"}, unit_id="u2",
+        {"township": "Unit U2", "detail": "Lane 5", "lat": 31.2304, "long": 121.4737},
+        unit_id="u2",
         resident={"id": None, "name": "Mei Zhou", "phone": "13912345678", "address": None},
         fresh_resident_id=command.fresh_resident_id)
     district = District()
     district.send(command, "hotline", NOW)
     (registered,) = district.streams["p1"]
     assert registered.data["resident"]["name"] == "Mei Zhou"  # the encrypted, personal part
+    (shown,) = district.requests(service_request_id="p1")
+    assert (shown["lat"], shown["long"], shown["address"]) == (31.2304, 121.4737,
+                                                               "Lane 5, Unit U2")
     answer = as_json(render(o.accepted(command, SITE), "json"))
     assert answer == [{"service_request_id": "p1",
                        "service_notice": "accepted within 1 and resolved within 3 working "
@@ -322,7 +328,7 @@ def test_a_posted_request_becomes_a_case_with_the_person_only_in_resident() -> N
 
 def test_intake_defaults_township_description_and_anonymity() -> None:
     command = o.intake({"service_code": "consultation", "lat": "31", "long": "121"}, "p2", SITE)
-    assert command.place == {"township": "Qiaotou District", "detail": "31.000000, 121.000000"}
+    assert command.place == {"township": "Qiaotou District", "lat": 31.0, "long": 121.0}
     assert command.description == "Consultation"
     assert command.resident is None
     phone_only = o.intake({"service_code": "help", "address_string": "x", "phone": "110"},
@@ -415,3 +421,32 @@ def test_no_personal_data_appears_in_any_answer() -> None:
             body = render(document, fmt).body.decode("utf-8")
             for secret in (*SECRETS, first, last):
                 assert secret not in body, (document.root, fmt, secret)
+
+
+# --- any input: an answer or a refusal in the spec's shape, never a crash -------------------
+
+KEYS = st.sampled_from(["service_request_id", "service_code", "status", "start_date", "end_date",
+                        "page", "page_size", "jurisdiction_id", "description", "lat", "long",
+                        "address_string", "address_id", "first_name", "last_name", "phone",
+                        "email", "api_key"])
+VALUES = st.one_of(st.text(max_size=30), st.sampled_from(
+    ["open", "closed", "help", "k1", "u2", "31.2", "-200", "nan", "inf", "2025-06-01",
+     "2025-06-01T00:00:00Z", "0", "-1", "1001", "1e309", "\x00", "\ud800"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(params=st.dictionaries(KEYS, VALUES, max_size=6))
+def test_any_query_or_form_is_answered_or_refused_in_the_spec_shape(
+        params: dict[str, str]) -> None:
+    district = District()
+    accepted_case(district)
+    for attempt in (lambda: o.requests(district.index, params, SITE, NOW),
+                    lambda: o.accepted(o.intake(params, "f1", SITE), SITE)):
+        try:
+            document = attempt()
+        except Open311Error as refused:
+            assert 400 <= refused.status < 500
+            render_error(refused, "xml")  # and it renders
+        else:
+            for fmt in ("json", "xml"):
+                render(document, fmt)
