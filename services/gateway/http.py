@@ -22,6 +22,7 @@ from werkzeug.wrappers import Request, Response
 
 from services.gateway.idempotency import IdempotencyStore, Replay, claim_for
 from services.gateway.inputs import check_plain, read_json_object
+from shared.eventlog.storage import outage
 from shared.kernel.commands import load
 from shared.kernel.errors import (  # noqa: F401 (Denied: re-exported)
     SCHEMA_FIELD,
@@ -251,6 +252,12 @@ def serve(
                        exc)
         return error_response(503, {SCHEMA_FIELD: ["the broker is unreachable; retry after "
                                                    f"{RETRY_AFTER}s"]}, _retry_after(RETRY_AFTER))
-    except Exception:
+    except Exception as exc:
+        if keys is not None and outage(keys.engine, exc):  # the idempotency store's database
+            logger.warning("%s %s: the gateway's database is unavailable: %r", request.method,
+                           request.path, exc)
+            return error_response(503, {SCHEMA_FIELD: ["the gateway's database is unavailable; "
+                                                       f"retry after {RETRY_AFTER}s"]},
+                                  _retry_after(RETRY_AFTER))
         logger.exception("%s %s failed", request.method, request.path)
         return error_response(500, {SCHEMA_FIELD: ["internal error"]})

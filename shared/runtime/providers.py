@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 import eventlet
+import kombu.pools
+from nameko.exceptions import RpcTimeout
 from nameko.extensions import DependencyProvider
 
 from shared.campaign.policy import Policy, load_policy
@@ -17,6 +19,7 @@ from shared.eventlog import EventLog, Record
 from shared.kernel.commands import MemoryFold
 from shared.kernel.projection import Fetch, Projection, Projector
 from shared.runtime.relay import Relay, published
+from shared.runtime.survive import BROKER_ERRORS
 
 RELAY_STOP_SECONDS = 10.0  # how long a clean stop waits for the relay to finish its pass
 
@@ -159,27 +162,45 @@ def read_log(log: EventLog, after: int, limit: int, until: str | None) -> list[d
 
 
 class RemoteLogs:
-    """Reads write services' logs over their `read_log` RPC; a `Fetch`, plus each head."""
+    """Reads write services' logs over their `read_log` RPC; a `Fetch`, plus each head.
+
+    Each call is bounded: after broker disruptions a view process was seen to stop answering
+    its own `status` for minutes while still folding live events (chaos `broker` then `cut`)
+    — a publish stuck waiting for a confirm, or kombu's process-wide pools (10 connections,
+    acquired with no timeout) left holding dead ones. A call that overruns or meets a broker
+    error therefore drops those pools, so the next call starts on fresh connections.
+    """
 
     def __init__(self, amqp_uri: str, timeout: float) -> None:
         self.amqp_uri, self.timeout = amqp_uri, timeout
 
+    def _call(self, source: str, method: str, **kwargs: Any) -> Any:
+        from shared.runtime.rpc import cluster
+
+        timer = eventlet.Timeout(self.timeout + 5)
+        try:
+            with cluster(self.amqp_uri, self.timeout) as rpc:
+                return getattr(getattr(rpc, source), method)(**kwargs)
+        except eventlet.Timeout as expired:
+            if expired is not timer:
+                raise
+            kombu.pools.reset()
+            raise RpcTimeout(f"{source}.{method}: no answer in {self.timeout + 5:g}s") from None
+        except BROKER_ERRORS:
+            kombu.pools.reset()
+            raise
+        finally:
+            timer.cancel()
+
     def __call__(
         self, source: str, after: int, limit: int, until: datetime | None
     ) -> Sequence[Record]:
-        from shared.runtime.rpc import cluster
-
-        with cluster(self.amqp_uri, self.timeout) as rpc:
-            events = getattr(rpc, source).read_log(
-                after=after, limit=limit, until=until.isoformat() if until else None
-            )
+        events = self._call(source, "read_log", after=after, limit=limit,
+                            until=until.isoformat() if until else None)
         return [Record.from_cloudevent(e) for e in events]
 
     def head(self, source: str) -> int:
-        from shared.runtime.rpc import cluster
-
-        with cluster(self.amqp_uri, self.timeout) as rpc:
-            return int(getattr(rpc, source).status()["last_position"])
+        return int(self._call(source, "status")["last_position"])
 
 
 class LogReader(DependencyProvider):

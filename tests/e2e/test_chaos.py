@@ -23,8 +23,7 @@ from shared.tools.chaos_faults import FAULTS
 from shared.tools.chaos_load import Outcome
 
 # libfaketime (the clock fault) is preloaded into the services of a run that steps the
-# clock, so that fault runs apart from the broker faults, on PostgreSQL. `duplicate` runs
-# there too, first: after a broker restart it does not recover yet (README, "Faults survived").
+# clock, so that fault runs apart from the broker faults, on PostgreSQL, with `duplicate`.
 SQLITE = ["kill", "broker", "cut", "disk"]
 POSTGRES = ["duplicate", "postgres", "clock"]
 
