@@ -42,13 +42,15 @@ def test_every_fault_loses_and_doubles_nothing_and_views_equal_a_rebuild(
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     result = json.loads(done.stdout)
     assert [f["fault"] for f in result["faults"]] == faults
+    said = "\n".join(line for line in done.stderr.splitlines()
+                     if line.startswith(("chaos:", "  ")))  # the suite's own lines
     for fault in result["faults"]:
         assert fault["skipped"] is None, fault  # root, tmpfs and libfaketime are set up here
         assert fault["acked"] > 0, fault
         assert fault["lost"] == 0, fault
         assert fault["duplicates"] == 0, fault
         assert fault["views_equal"], fault
-        assert fault["recover_s"] is not None, fault
+        assert fault["recover_s"] is not None, (fault, said)
         assert "500" not in fault["failed"], fault
     assert result["ok"] and done.returncode == 0, done.stderr[-2000:]
 
