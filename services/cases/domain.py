@@ -22,7 +22,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from services.cases import events as e
 from services.cases import rights
@@ -30,6 +30,7 @@ from services.cases.case_policy import CasePolicy
 from shared.campaign.policy import Policy
 from shared.campaign.workdays import WorkCalendar
 from shared.eventlog import NewEvent
+from shared.kernel import history
 from shared.kernel.errors import Conflict, NotFound, Rejected, UnknownReference
 from shared.runtime.auth import Principal
 
@@ -40,15 +41,7 @@ RESIDENT_PATH = "resident"  # encrypted with the resident's key; resident_id sta
 ACCEPTANCE, RESOLUTION = "acceptance", "resolution"
 
 
-class HistoryRecord(Protocol):
-    """What the fold reads of a committed event (shared.eventlog.Record satisfies it)."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
-    @property
-    def version(self) -> int: ...
+HistoryRecord = history.HistoryRecord  # what the fold reads of a committed event
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from services.cases.open311_schemas import (
     RequestsQuerySchema,
 )
 from shared.campaign.policy import Policy
+from shared.kernel import history
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 CLOSED = ("resolved", "called_back", "closed")
@@ -52,15 +53,9 @@ class Site:
     units: Mapping[str, str]  # unit id -> name
 
 
-class Record(Protocol):
+class Record(history.HistoryRecord, Protocol):
     """What the index reads of a committed event (shared.eventlog.Record satisfies it)."""
 
-    @property
-    def type(self) -> str: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
-    @property
-    def version(self) -> int: ...
     @property
     def occurred_at(self) -> dt.datetime: ...
 

@@ -46,6 +46,7 @@ from shared.campaign.roster import (  # the one roster fold, shared with every r
     fold_roster,  # noqa: F401 (re-exported)
 )
 from shared.eventlog import NewEvent
+from shared.kernel import history
 from shared.kernel.errors import (
     SCHEMA_FIELD,
     Conflict,
@@ -67,17 +68,11 @@ CORRECTABLE = (
 )
 
 
-class HistoryRecord(Protocol):
+class HistoryRecord(history.HistoryRecord, Protocol):
     """What the decisions read from a committed event (shared.eventlog.Record satisfies it)."""
 
     @property
-    def type(self) -> str: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
-    @property
     def stream(self) -> str: ...
-    @property
-    def version(self) -> int: ...
     @property
     def occurred_at(self) -> dt.datetime: ...
     @property
