@@ -124,8 +124,8 @@ def services(site: Site, params: Mapping[str, str]) -> Document:
     _load(JurisdictionSchema, params, site)
     return Document("services", "service", [
         {"service_code": c.code, "service_name": c.name, "description": c.description,
-         "metadata": False, "type": "realtime", "keywords": f"{c.code}, {c.group}",
-         "group": c.group}
+         "metadata": False, "type": "realtime",
+         "keywords": ", ".join(dict.fromkeys((c.code, c.group))), "group": c.group}
         for c in site.cases.categories
     ])
 
