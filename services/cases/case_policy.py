@@ -40,6 +40,7 @@ class CasePolicy:
     approaching_working_days: int = 1
     escalate_after_working_days: int = 3
     max_extension_working_days: int = 20
+    receipt_window_working_days: int = 30
 
     def category(self, code: str) -> Category:
         for category in self.categories:
@@ -75,6 +76,8 @@ class CasePolicySchema(Schema):
     escalate_after_working_days = _days(3)
     max_extension_working_days = fields.Integer(load_default=20, strict=True,
                                                 validate=validate.Range(1, 250))
+    receipt_window_working_days = fields.Integer(load_default=30, strict=True,
+                                                 validate=validate.Range(0, 250))
 
 
 def parse_case_policy(raw: Any, source: str = "case policy") -> CasePolicy:

@@ -5,8 +5,9 @@ Nothing here does I/O. A case is one stream, `case-{id}`. Which command a state 
 table, `ALLOWED`, which the decisions enforce (a command the state does not allow is a
 `Conflict` naming the state and the commands allowed now) and GET /cases/{id} shows. Who may
 send it is rights.py's. Deadlines are local dates (the campaign policy's time zone): a deadline
-is the end of that day; limits count working days (shared/campaign/workdays.py), and every
-deadline is recorded in the event that sets it.
+is the end of that day; limits count working days (shared/campaign/workdays.py), from the day
+the case was received for its first assignment (a petition may be entered late, within the
+policy's window), and every deadline is recorded in the event that sets it.
 
 Life: registered -> assigned -> accepted (or returned -> assigned again, by a supervisor, to
 another unit or the same) -> [extension_requested -> accepted] -> resolved -> called_back ->
@@ -46,8 +47,9 @@ HistoryRecord = history.HistoryRecord  # what the fold reads of a committed even
 
 @dataclass(frozen=True)
 class Context:
-    """What a decision may read besides the case: the time, who asks, the rules and the
-    roster (units, and cadres' units today)."""
+    """What a decision may read besides the case: the time, who asks, the rules, the
+    roster (units, and cadres' units today) and whether a resident id was issued (a lookup;
+    a context given none knows no resident, so a given id is refused)."""
 
     now: dt.datetime
     principal: Principal
@@ -55,6 +57,7 @@ class Context:
     cases: CasePolicy
     calendar: WorkCalendar
     roster: rights.RosterView
+    issued: Callable[[str], bool] = lambda _resident_id: False
 
     @property
     def today(self) -> dt.date:
@@ -79,10 +82,13 @@ class RegisterCase:
     description: str
     place: dict[str, str]
     unit_id: str | None = None  # the unit whose area it is (a hint for the supervisor)
-    resident: dict[str, Any] | None = None  # {"id", "name", "phone", "address"}
+    resident: dict[str, Any] | None = None  # {"id", "name", "phone", "address", "email"}
     visit_id: str | None = None
     cadre_ids: tuple[str, ...] = ()
     fresh_resident_id: str = field(default_factory=new_resident_id)
+    # when the letter, call or visit came (the resident's clock starts then); None: now. A
+    # visit's date alone (no time) is a local date: its start is the instant.
+    received_at: dt.datetime | dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -282,6 +288,7 @@ def _next_round(old: Deadline | None, kind: str, due: str) -> Deadline:
 def _step(state: CaseState | None, record: HistoryRecord) -> CaseState | None:
     data, kind = record.data, record.type
     if kind == e.CASE_REGISTERED:
+        data = {"received_at": None, **data}  # none recorded before receipt was (#10)
         return CaseState(data["case_id"], "registered", data["category"], data["origin"],
                          data, record.version, unit_id=data.get("unit_id"))
     if state is None:
@@ -419,15 +426,39 @@ def register_case(cmd: RegisterCase, state: CaseState | None, ctx: Context) -> l
         raise Rejected("category", f"must be one of: {', '.join(ctx.cases.codes)}")
     if cmd.unit_id is not None and cmd.unit_id not in ctx.roster.units:
         raise UnknownReference("unit", cmd.unit_id)
-    data = _registered_data(cmd, state)
+    data = {**_registered_data(cmd, state), "received_at": _received(cmd, state, ctx)}
     if state is not None:
         if state.registered == data:
             return []  # the same case again (a client-chosen id, a redelivered visit)
         raise Conflict(f"case {cmd.case_id!r} was already registered with other content", "id")
+    given = (cmd.resident or {}).get("id")
+    if given is not None and who.role != rights.INTAKE and not ctx.issued(given):
+        raise UnknownReference("resident", given, "resident.id")  # never issued, or forgotten
     if data["resident"] is None:
         return [NewEvent(e.CASE_REGISTERED, data)]
     return [NewEvent(e.CASE_REGISTERED, data, subject=data["resident_id"],
                      personal=(RESIDENT_PATH,))]
+
+
+def _received(cmd: RegisterCase, state: CaseState | None, ctx: Context) -> str | None:
+    """When the case was received, ISO: as sent (checked), else as first registered (a retry
+    without it is the same case), else now. Paper petitions are entered late, but within the
+    policy's window; a visit's date is the visits service's to judge, so the intake's is not."""
+    given = cmd.received_at
+    if given is None:
+        return state.registered["received_at"] if state else ctx.now.isoformat()
+    if not isinstance(given, dt.datetime):
+        given = ctx.policy.start_of(given)
+    if state is not None:
+        return given.isoformat()  # a retry: the same case if it says the same
+    if given > ctx.now:
+        raise Rejected("received_at", f"{given.isoformat()} is in the future")
+    window = ctx.cases.receipt_window_working_days
+    late = ctx.calendar.working_days_between(ctx.policy.local_date(given), ctx.today)
+    if late > window and ctx.principal.role != rights.INTAKE:
+        raise Rejected("received_at", f"is {late} working days ago: a case is entered at most "
+                                      f"{window} working days after it was received")
+    return given.isoformat()
 
 
 def _registered_data(cmd: RegisterCase, state: CaseState | None) -> dict[str, Any]:
@@ -435,7 +466,7 @@ def _registered_data(cmd: RegisterCase, state: CaseState | None) -> dict[str, An
     known = state.registered.get("resident_id") if state else None
     person = None  # a resident named by id alone (a visit's, #10): the pseudonym, no details
     if resident is not None and resident.get("name") is not None:
-        person = {k: resident.get(k) for k in ("name", "phone", "address")}
+        person = {k: resident.get(k) for k in ("name", "phone", "address", "email")}
     return {
         "case_id": cmd.case_id, "origin": cmd.origin, "category": cmd.category,
         "description": cmd.description, "place": dict(cmd.place), "unit_id": cmd.unit_id,
@@ -451,11 +482,20 @@ def assign_case(cmd: AssignCase, state: CaseState, ctx: Context) -> list[NewEven
     if cmd.unit_id not in ctx.roster.units:
         raise UnknownReference("unit", cmd.unit_id)
     category = ctx.cases.category(state.category)
+    start = _received_day(state, ctx) if state.acceptance is None else ctx.today
     data = {"unit_id": cmd.unit_id, "note": cmd.note,
-            "accept_by": ctx.deadline(ctx.today, category.accept).isoformat(),
-            "resolve_by": ctx.deadline(ctx.today, category.resolve).isoformat(),
+            "accept_by": ctx.deadline(start, category.accept).isoformat(),
+            "resolve_by": ctx.deadline(start, category.resolve).isoformat(),
             "upheld": state.returned_by == cmd.unit_id}
     return [_event(e.CASE_ASSIGNED, state, data)]
+
+
+def _received_day(state: CaseState, ctx: Context) -> dt.date:
+    """The local day the case was received: the first assignment's limits count from it (the
+    resident's clock started then); a reassignment after a return counts from its own day.
+    A case registered before receipt was recorded counts from the assignment, as it did."""
+    received = state.registered.get("received_at")
+    return ctx.policy.local_date(dt.datetime.fromisoformat(received)) if received else ctx.today
 
 
 def _require_unit(state: CaseState, ctx: Context, doing: str) -> None:
@@ -636,12 +676,13 @@ def read_back(state: CaseState, policy: Policy, personal: bool) -> dict[str, Any
     shown = ("none" if resident_id is None
              else "on_visit" if details is None and registered.get("visit_id")
              else "erased" if details is None else "shown" if personal else "withheld")
-    blank: dict[str, Any] = {"name": None, "phone": None, "address": None}
+    blank: dict[str, Any] = {"name": None, "phone": None, "address": None, "email": None}
     return {
         "id": state.case_id, "state": state.state, "origin": state.origin,
         "category": state.category, "description": registered["description"],
         "place": registered["place"], "unit_id": state.unit_id,
         "visit_id": registered.get("visit_id"),
+        "received_at": _shown_at(registered.get("received_at"), policy),
         "resident": None if resident_id is None else
         {"id": resident_id, **(details if personal and details else blank)},
         "personal_data": shown,
@@ -652,6 +693,10 @@ def read_back(state: CaseState, policy: Policy, personal: bool) -> dict[str, Any
         "difficulty_removed": state.difficulty_removed, "allowed": allowed(state),
         "version": state.version,
     }
+
+
+def _shown_at(value: str | None, policy: Policy) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value).astimezone(policy.tz) if value else None
 
 
 class CaseIndex:

@@ -4,7 +4,8 @@ published contract, services/visits/events.py) to the cases service's commands.
 What a visit brings: each of its `difficulties`, and each hazard or dispute whose status is
 `referred` (handed on to be dealt with: a case). Each is one case, registered with origin
 `visit`, the visit's id, place and cadres, and the unit whose area it is (the unit of the
-visit's first confirmed cadre on the visit's date). A correction that drops one, or a
+visit's first confirmed cadre on the visit's date), received on the visit's date (its
+deadlines count from then). A correction that drops one, or a
 retraction, does not delete its case: it appends `case.difficulty_removed` to it, once.
 
 Idempotent by construction. A case's id is derived from the visit's id and the difficulty's
@@ -16,7 +17,11 @@ or replayed visit event, or a restart that reads the visits log again, appends n
 the log holds a command id once.
 
 A correction carries only the fields it changes, so the intake compares it with the visit as
-it stood before (`VisitFacts`, folded from the visits log in order by the service).
+it stood before (`VisitFacts`, folded from the visits log in order by the service and kept in
+its database as `facts_data`, intake_view.py).
+
+Erasure: the visits log's `subject.forgotten` marker names a resident whose key visits
+destroyed; the intake forgets the same subject in the cases log (`FORGETS`).
 
 The resident: the bus and `read_log` withhold personal fields, and the case needs no copy of
 them. It gets the resident's pseudonym (`resident_id`) only, which links it to the visit; the
@@ -40,10 +45,12 @@ from services.cases import rights
 from services.cases.domain import HistoryRecord, NoteDifficultyRemoved, RegisterCase
 from services.cases.rights import RosterView
 from services.visits.events import VISIT_CORRECTED, VISIT_RECORDED, VISIT_RETRACTED
+from shared.eventlog.log import FORGOTTEN
 from shared.runtime.auth import Principal
 
 INTAKE = Principal(role=rights.INTAKE, token_id="visits")  # the principal of intake commands
 TYPES = (VISIT_RECORDED, VISIT_CORRECTED, VISIT_RETRACTED)  # what the intake reads
+FORGETS = FORGOTTEN  # the visits log's marker that a resident's key was destroyed
 SOURCES = {"difficulties": "difficulty", "hazards": "hazard", "disputes": "dispute"}
 REFERRED = "referred"
 KIND_CATEGORY = {"hazard": "urgent", "dispute": "complaint"}
@@ -132,6 +139,32 @@ def fold(before: VisitFacts | None, record: HistoryRecord) -> VisitFacts | None:
     )
 
 
+def resident_named(record: HistoryRecord) -> str | None:
+    """The resident pseudonym a visits record shows the visits service issued, if any: the
+    visits service records only ids it issued (it refuses any other, services/visits)."""
+    if record.type not in (VISIT_RECORDED, VISIT_CORRECTED):
+        return None
+    target = record.data.get("target")
+    return target.get("resident_id") if target else None
+
+
+def facts_data(facts: VisitFacts) -> dict[str, Any]:
+    """`VisitFacts` as JSON, to keep between restarts."""
+    return {"visit_id": facts.visit_id, "date": facts.date.isoformat(),
+            "cadre_ids": list(facts.cadre_ids), "pending": list(facts.pending),
+            "place": dict(facts.place), "resident_id": facts.resident_id,
+            "brings": [[d.kind, d.code, d.description] for d in facts.brings]}
+
+
+def facts_from(data: Mapping[str, Any]) -> VisitFacts:
+    """`VisitFacts` from `facts_data`'s JSON."""
+    return VisitFacts(
+        data["visit_id"], dt.date.fromisoformat(data["date"]), tuple(data["cadre_ids"]),
+        tuple(data["pending"]), dict(data["place"]), data["resident_id"],
+        tuple(Difficulty(*d) for d in data["brings"]),
+    )
+
+
 def brought(lists: Mapping[str, Any],
             before: tuple[Difficulty, ...] = ()) -> tuple[Difficulty, ...]:
     """What visit data brings; a list it leaves out (a correction of other fields, a visit
@@ -157,7 +190,7 @@ def _register(visit: VisitFacts, difficulty: Difficulty, roster: RosterView,
         case_id=case, origin="visit", category=category, description=description,
         place=dict(visit.place), unit_id=roster.unit_of(confirmed[0], visit.date),
         resident={"id": visit.resident_id} if visit.resident_id else None,
-        visit_id=visit.visit_id, cadre_ids=visit.cadre_ids,
+        visit_id=visit.visit_id, cadre_ids=visit.cadre_ids, received_at=visit.date,
     )
     return Intake(command, command_id("register", case))
 

@@ -25,6 +25,10 @@ from services.cases.case_policy import CasePolicy
 from services.cases.domain import OPEN, CaseIndex, CaseState, RegisterCase
 from services.cases.open311_format import Document, Open311Error, invalid
 from services.cases.open311_schemas import (
+    DISCOVERY,
+    POSTED,
+    REQUESTS,
+    SERVICES,
     SPAN,
     JurisdictionSchema,
     PostRequestSchema,
@@ -35,7 +39,7 @@ from shared.kernel import history
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 CLOSED = ("resolved", "called_back", "closed")
-NAME_NOT_GIVEN = "(name not given)"  # the resident's record needs a name to keep a phone
+NAME_NOT_GIVEN = "(name not given)"  # a resident's record needs a name to keep their contacts
 
 
 @dataclass(frozen=True)
@@ -113,16 +117,16 @@ def discovery(site: Site, params: Mapping[str, str]) -> Document:
     endpoint = {"specification": SPECIFICATION, "url": site.endpoint_url,
                 "changeset": changeset, "type": "production",
                 "formats": ["text/xml", "application/json"]}
-    return Document("discovery", None, {"changeset": changeset, "contact": site.contact,
-                                        "key_service": site.key_service,
-                                        "endpoints": [endpoint]})
+    return Document(DISCOVERY.root, DISCOVERY.item, {
+        "changeset": changeset, "contact": site.contact, "key_service": site.key_service,
+        "endpoints": [endpoint]})
 
 
 def services(site: Site, params: Mapping[str, str]) -> Document:
     """The categories; none has extra questions (`metadata` false), each takes a request at
     once (`realtime`: the answer to a POST is the request's id)."""
     _load(JurisdictionSchema, params, site)
-    return Document("services", "service", [
+    return Document(SERVICES.root, SERVICES.item, [
         {"service_code": c.code, "service_name": c.name, "description": c.description,
          "metadata": False, "type": "realtime",
          "keywords": ", ".join(dict.fromkeys((c.code, c.group))), "group": c.group}
@@ -147,7 +151,7 @@ def requests(cases: Iterable[Tracked], params: Mapping[str, str], site: Site,
     chosen.sort(key=lambda case: (case.requested, case.state.case_id), reverse=True)
     first = (query["page"] - 1) * query["page_size"]
     page = chosen[first:first + query["page_size"]]
-    return Document("service_requests", "request", [service_request(c, site) for c in page])
+    return Document(REQUESTS.root, REQUESTS.item, [service_request(c, site) for c in page])
 
 
 def request(case: Tracked | None, case_id: str, params: Mapping[str, str],
@@ -156,7 +160,7 @@ def request(case: Tracked | None, case_id: str, params: Mapping[str, str],
     _load(JurisdictionSchema, params, site)
     if case is None:
         raise Open311Error(404, f"service_request_id not found: {case_id}")
-    return Document("service_requests", "request", [service_request(case, site)])
+    return Document(REQUESTS.root, REQUESTS.item, [service_request(case, site)])
 
 
 def _window(start: dt.datetime | None, end: dt.datetime | None,
@@ -244,7 +248,7 @@ def _stamp(moment: dt.datetime, site: Site) -> str:
 
 def intake(form: Mapping[str, str], case_id: str, site: Site) -> RegisterCase:
     """A POSTed request as the register command (origin `hotline`: the public's own channel).
-    The resident's name and phone go only into `resident`, which the log encrypts. The
+    The resident's name, phone and e-mail go only into `resident`, which the log encrypts. The
     location: `address_id` is a township unit's id (the unit whose area it is);
     `address_string` becomes the place's detail, and the coordinates its lat/long."""
     data = _load(PostRequestSchema, form, site)
@@ -265,17 +269,19 @@ def intake(form: Mapping[str, str], case_id: str, site: Site) -> RegisterCase:
 
 
 def _resident(data: Mapping[str, str]) -> dict[str, Any] | None:
+    """Who reported it, if they said: a name, a phone or an e-mail address (the spec's
+    `email`), all of it personal; their address is not asked (the place is the difficulty's)."""
     name = " ".join(data[key] for key in ("first_name", "last_name") if key in data)
-    if not name and "phone" not in data:
+    if not name and "phone" not in data and "email" not in data:
         return None
     return {"id": None, "name": name or NAME_NOT_GIVEN, "phone": data.get("phone"),
-            "address": None}
+            "address": None, "email": data.get("email")}
 
 
 def accepted(command: RegisterCase, site: Site) -> Document:
     """The answer to a POST: the new request's id and what to expect (realtime: no token)."""
     category = site.cases.category(command.category)
-    return Document("service_requests", "request", [
+    return Document(POSTED.root, POSTED.item, [
         {"service_request_id": command.case_id,
          "service_notice": _notice(category.accept, category.resolve)},
     ])

@@ -17,6 +17,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
+from services.cases.open311_schemas import ERRORS
 from shared.kernel.errors import SCHEMA_FIELD, DomainError, flatten
 
 CONTENT_TYPES = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
@@ -51,8 +52,8 @@ class Open311Error(Exception):
         self.descriptions = descriptions
 
     def document(self) -> Document:
-        return Document("errors", "error", [{"code": self.status, "description": text}
-                                            for text in self.descriptions])
+        return Document(ERRORS.root, ERRORS.item, [{"code": self.status, "description": text}
+                                                  for text in self.descriptions])
 
 
 def _described(messages: Mapping[str, list[str]]) -> list[str]:

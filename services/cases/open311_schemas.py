@@ -1,22 +1,24 @@
-"""What Open311 GeoReport v2 clients send: the query of GET requests and the form of POST
-requests, loaded with marshmallow like the rest of the API and answered, when wrong, in the
-spec's error shape (open311_format.py).
+"""Open311 GeoReport v2's contract: what clients send (the query of GET requests, the form of
+POST requests), loaded with marshmallow like the rest of the API and answered, when wrong, in
+the spec's error shape (open311_format.py); and the shape of every document sent back. The
+gateway's OpenAPI document is generated from these schemas, so what it promises is what is
+checked and sent.
 
 Unknown parameters are ignored, not refused: the spec's clients send extras this server does
-not use (`api_key`, `device_id`, `account_id`, `media_url`, `attribute[...]`, vendors'
-`extensions`). `email` is one of them: the resident's record keeps a name, a phone and an
-address, nothing else.
+not use (`device_id`, `account_id`, `media_url`, `attribute[...]`, vendors' `extensions`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from services.cases.schemas import email_field
 from shared.kernel.dates import instant_field
-from shared.kernel.fields import PHONE_PATTERN, text
+from shared.kernel.fields import PERSONAL, PHONE_PATTERN, text
 
 SPAN = dt.timedelta(days=90)  # the spec's default window, and the widest a query may ask for
 LIMIT = 1000  # the spec's default limit, and the largest page
@@ -79,21 +81,28 @@ class JurisdictionSchema(Schema):
 
 class PostRequestSchema(Schema):
     """POST requests: a category, a location (coordinates, an address, or an address id),
-    and optionally the resident's name and phone."""
+    and optionally who reports it: the spec's first_name, last_name, phone and email, which
+    become the resident's personal data (encrypted in the log, never in an Open311 answer)."""
 
     class Meta:
         unknown = EXCLUDE
 
     jurisdiction_id = fields.String()
+    api_key = fields.String(metadata={
+        "description": "a token of role operator or hotline, when not sent as "
+                       "`Authorization: Bearer`",
+    })
     service_code = fields.String(required=True)
     lat = fields.Float(allow_nan=False, validate=validate.Range(-90, 90))
     long = fields.Float(allow_nan=False, validate=validate.Range(-180, 180))
     address_string = text(250)
     address_id = fields.String(metadata={"description": "a township unit's id"})
     description = text(2000)
-    first_name = text(50)
-    last_name = text(50)
-    phone = fields.String(validate=validate.Regexp(PHONE_PATTERN, error="not a phone number"))
+    first_name = text(50, metadata=PERSONAL)
+    last_name = text(50, metadata=PERSONAL)
+    phone = fields.String(metadata=PERSONAL,
+                          validate=validate.Regexp(PHONE_PATTERN, error="not a phone number"))
+    email = email_field()
 
     @validates_schema
     def _location(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -103,3 +112,83 @@ class PostRequestSchema(Schema):
         if not {"lat", "address_string", "address_id"} & data.keys():
             raise ValidationError("give lat and long, address_string or address_id",
                                   "address_string")
+
+
+# --- what is sent back ----------------------------------------------------------------------
+
+
+class EndpointSchema(Schema):
+    specification = fields.String(required=True)
+    url = fields.Url(required=True, require_tld=False)
+    changeset = fields.AwareDateTime(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(("production", "test")))
+    formats = fields.List(fields.String(), required=True)
+
+
+class DiscoverySchema(Schema):
+    changeset = fields.AwareDateTime(required=True)
+    contact = fields.String(required=True)
+    key_service = fields.String(required=True)
+    endpoints = fields.List(fields.Nested(EndpointSchema), required=True)
+
+
+class ServiceSchema(Schema):
+    """A category, which takes a request at once (`realtime`) and asks nothing more
+    (`metadata` false)."""
+
+    service_code = fields.String(required=True)
+    service_name = fields.String(required=True)
+    description = fields.String(required=True)
+    metadata = fields.Boolean(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(("realtime", "batch",
+                                                                 "blackbox")))
+    keywords = fields.String(required=True)
+    group = fields.String(required=True)
+
+
+class ServiceRequestSchema(Schema):
+    """A case as a service request: the fields it has (none of them personal)."""
+
+    service_request_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    status_notes = fields.String()
+    service_name = fields.String()
+    service_code = fields.String(required=True)
+    description = fields.String()
+    agency_responsible = fields.String()
+    service_notice = fields.String()
+    requested_datetime = fields.AwareDateTime(required=True)
+    updated_datetime = fields.AwareDateTime(required=True)
+    expected_datetime = fields.AwareDateTime()
+    address = fields.String()
+    lat = fields.Float()
+    long = fields.Float()
+
+
+class PostedRequestSchema(Schema):
+    """The answer to a POST: the new request's id (realtime: no token to wait on)."""
+
+    service_request_id = fields.String(required=True)
+    service_notice = fields.String()
+
+
+class ErrorSchema(Schema):
+    code = fields.Integer(required=True, metadata={"description": "the HTTP status"})
+    description = fields.String(required=True)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A document's XML root and item element names (JSON: the items, or the one mapping),
+    and the schema of an item."""
+
+    root: str
+    item: str | None
+    schema: type[Schema]
+
+
+DISCOVERY = Shape("discovery", None, DiscoverySchema)
+SERVICES = Shape("services", "service", ServiceSchema)
+REQUESTS = Shape("service_requests", "request", ServiceRequestSchema)
+POSTED = Shape("service_requests", "request", PostedRequestSchema)
+ERRORS = Shape("errors", "error", ErrorSchema)

@@ -1,9 +1,9 @@
 """The cases service's wire contract: commands in, event data recorded, answers out.
 
 A command schema loads to the keyword arguments of its dataclass in domain.py (the case id
-comes from the URL). The resident's name, phone and address are marked personal (as the
-visits service marks them), so the log encrypts them under the resident's key and never
-publishes them; `resident_id` is the data subject. Categories are configuration
+comes from the URL). The resident's name, phone, address and e-mail are marked personal (as
+the visits service marks the first three), so the log encrypts them under the resident's key
+and never publishes them; `resident_id` is the data subject. Categories are configuration
 (case_policy.yml), so the decision, not the schema, checks a category.
 """
 
@@ -15,11 +15,10 @@ from marshmallow import Schema, fields, validate
 
 from services.cases import events as e
 from shared.kernel import fields as shared
-from shared.kernel.dates import date_field
+from shared.kernel.dates import date_field, instant_field
 from shared.kernel.fields import (
+    PERSONAL,
     EvidenceSchema,
-    ResidentData,
-    ResidentReadSchema,
     TupleList,
     ident,
     one_of,
@@ -30,6 +29,7 @@ ORIGINS = ("visit", "petition", "hotline")
 OUTCOMES = ("solved", "explained", "not_our_duty", "duplicate")
 SATISFACTIONS = ("satisfied", "basically_satisfied", "unsatisfied")
 DECISIONS = ("approved", "denied")
+EMAIL_LENGTH = 254  # the longest address SMTP carries (RFC 5321)
 STATES = ("registered", "assigned", "returned", "accepted", "extension_requested", "resolved",
           "called_back", "parked", "closed")
 
@@ -44,10 +44,27 @@ class PlaceSchema(shared.PlaceSchema):
                         metadata={"description": "WGS84 longitude of the spot, when known"})
 
 
+def email_field(**kwargs: Any) -> fields.Email:
+    """A resident's e-mail address (an Open311 report may give one): personal data."""
+    return fields.Email(validate=validate.Length(max=EMAIL_LENGTH), metadata=PERSONAL, **kwargs)
+
+
 class ResidentSchema(shared.ResidentSchema):
     id = ident(load_default=None, metadata={
         "description": "the resident's id when known (e.g. from the visit); else one is issued",
     })
+    email = email_field(load_default=None, allow_none=True)
+
+
+class CaseResidentData(shared.ResidentData):
+    """The resident's details in case.registered, encrypted as one value; `email` is absent
+    from cases registered before it was kept."""
+
+    email = fields.String(allow_none=True, metadata=PERSONAL)
+
+
+class CaseResidentReadSchema(shared.ResidentReadSchema):
+    email = fields.String(allow_none=True, metadata=PERSONAL)
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -65,6 +82,11 @@ class RegisterCaseSchema(Schema):
     resident = fields.Nested(ResidentSchema, load_default=None, allow_none=True)
     visit_id = ident(load_default=None, metadata={"description": "the visit that found it"})
     cadre_ids = TupleList(ident(), load_default=())
+    received_at = instant_field(load_default=None, metadata={
+        "description": "when the letter or call came in (a petition entered late); default: "
+                       "now. The deadlines count from its local date. Not in the future, at "
+                       "most `receipt_window_working_days` of the case policy before today",
+    })
 
 
 class AssignCaseSchema(Schema):
@@ -151,8 +173,12 @@ class CaseRegisteredData(Schema):
     resident_id = ident(required=True, allow_none=True, metadata={
         "description": "the data subject: the resident's key encrypts `resident`", "subject": True,
     })
-    resident = fields.Nested(ResidentData, required=True, allow_none=True, metadata={
+    resident = fields.Nested(CaseResidentData, required=True, allow_none=True, metadata={
         "description": "encrypted under the resident's key; null once the resident is forgotten",
+    })
+    received_at = fields.AwareDateTime(metadata={
+        "description": "when the case came in (the deadlines count from it); absent from "
+                       "cases registered before it was recorded",
     })
 
 
@@ -250,7 +276,11 @@ class CaseSchema(Schema):
     place = fields.Nested(PlaceSchema, required=True)
     unit_id = fields.String(allow_none=True)
     visit_id = fields.String(allow_none=True)
-    resident = fields.Nested(ResidentReadSchema, allow_none=True)
+    received_at = fields.AwareDateTime(allow_none=True, metadata={
+        "description": "when the letter, call or visit came: the deadlines count from it "
+                       "(null for cases registered before it was recorded)",
+    })
+    resident = fields.Nested(CaseResidentReadSchema, allow_none=True)
     personal_data = one_of(("shown", "withheld", "erased", "on_visit", "none"), required=True)
     accept_by = fields.AwareDateTime(allow_none=True)
     resolve_by = fields.AwareDateTime(allow_none=True)

@@ -6,11 +6,15 @@ by the pure domain in a `Context` (time, principal, policies, working-day calend
 and appended. The roster is the visits log's, followed over its `read_log` RPC. The clock ticks
 the time-driven rules (timed.py); the queries read the case's stream or the in-memory index.
 Visits' events open the cases of the difficulties found on them (intake.py), through the same
-`execute` as any command, on live delivery and on each tick (what the bus did not bring).
+`execute` as any command, on live delivery and on each tick (what the bus did not bring), from
+a checkpoint kept in this service's database (intake_view.py); a resident the visits service
+forgets is forgotten here the same way. A resident id given at registration must be one the
+platform issued (`issued`, which the decision asks through its `Context`).
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -23,25 +27,26 @@ from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
-from services.cases import domain, events, intake, open311, rights, schemas, timed
+from services.cases import domain, events, intake, intake_view, open311, rights, schemas, timed
 from services.cases import open311_site as site
 from services.cases.case_policy import CasePolicy, load_case_policy
 from services.cases.commands import COMMANDS
 from services.visits.events import VISIT_CORRECTED, VISIT_RECORDED, VISIT_RETRACTED
 from shared.campaign.roster import ROSTER_EVENT_TYPES, Roster
 from shared.campaign.workdays import default_calendar
-from shared.eventlog import EventLog, NewEvent, Record
+from shared.eventlog import EventLog, ForgottenSubjectError, NewEvent, Record
 from shared.kernel.commands import MemoryFold, execute, load
 from shared.kernel.errors import NotFound
-from shared.kernel.projection import Fetch
+from shared.kernel.projection import Fetch, Projector
 from shared.kernel.timed import Clock
 from shared.runtime import bases
 from shared.runtime.auth import Principal
 from shared.runtime.providers import Fold, LogReader, RemoteLogs
 from shared.runtime.timed import ClockProvider, every
 
-VISITS = "visits"  # the log whose roster and visits this service follows
+VISITS = intake_view.SOURCE  # the log whose roster and visits this service follows
 PAGE = 500
+logger = logging.getLogger(__name__)
 
 
 @cache
@@ -69,48 +74,85 @@ class RemoteRoster:
 
 
 class VisitIntake:
-    """The visits the intake has folded, in the visits log's order, and how far it has read:
-    each visit event is taken up against the visit as it stood before it. Kept in memory: a
-    restart reads the visits log again, and the derived command ids make that append nothing.
-    """
+    """Takes the visits log up in its order, from a durable checkpoint (intake_view.py): each
+    visit event is taken up against the visit as it stood before it, each forgotten resident
+    forgotten here too. A page's commands are appended first, then its facts and the
+    checkpoint move in one transaction of the cases database: a restart resumes after the last
+    page taken up, and a page taken up again (a crash in between) appends nothing, by the
+    derived command ids and the forget marker already in the cases log."""
 
     def __init__(self) -> None:
-        self.visits: dict[str, intake.VisitFacts] = {}
-        self.position = 0
+        self.view = intake_view.IntakeView()
+        self.projector: Projector | None = None
         self.lock = Semaphore()
+
+    def _projector(self, log: EventLog) -> Projector:
+        if self.projector is None:
+            self.projector = Projector(self.view, log.engine)
+        return self.projector
+
+    def issued(self, log: EventLog, resident_id: str) -> bool:
+        """Whether the visits log, as far as taken up, issued this resident id."""
+        return intake_view.issued(self._projector(log).engine, resident_id)
 
     def follow(self, log: EventLog, fetch: Fetch, context: Callable[[], domain.Context],
                event: dict[str, Any] | None = None) -> list[Record]:
-        """Take up every visit event after `position`: the one the bus brought if it is the
-        next, else what the visits log holds. Returns the records it appended to the cases log
-        (a command sent before answers with its first records, which are older than `start`)."""
+        """Take up every visits record after the checkpoint: the one the bus brought if it is
+        the next, else what the visits log holds. Returns the records it appended to the cases
+        log (a command sent before answers with its first records, which are older than
+        `start`)."""
         appended: list[Record] = []
         with self.lock:
+            projector = self._projector(log)
             start = log.last_position()
+            position, hash_ = intake_view.head(projector.engine)
             live = [Record.from_cloudevent(event)] if event else []
-            page = live if live and live[0].position == self.position + 1 else self._next(fetch)
+            page = live if live and live[0].position == position + 1 else self._next(
+                fetch, position)
             ctx = context() if page else None
             while page and ctx is not None:
+                if hash_ and page[0].prev_hash != hash_:
+                    logger.error("the visits log at %d does not continue what the intake took "
+                                 "up (was it replaced?)", page[0].position)
+                    break
+                with projector.engine.connect() as conn:
+                    known = intake_view.facts(conn, (r.data["visit_id"] for r in page
+                                                     if r.type in intake.TYPES))
                 for record in page:
-                    appended += self._take_up(log, record, ctx)
-                    self.position = record.position
-                page = self._next(fetch) if len(page) == PAGE else []
+                    appended += self._take_up(log, record, ctx, known)
+                if not projector.apply_batch(page)[0]:
+                    break  # another replica took it up meanwhile: it moves on from there
+                position, hash_ = page[-1].position, page[-1].hash
+                page = self._next(fetch, position) if len(page) == PAGE else []
         return [r for r in appended if r.position > start]
 
-    def _next(self, fetch: Fetch) -> Sequence[Record]:
-        return fetch(VISITS, self.position, PAGE, None)
+    @staticmethod
+    def _next(fetch: Fetch, position: int) -> Sequence[Record]:
+        return fetch(VISITS, position, PAGE, None)
 
-    def _take_up(self, log: EventLog, record: Record, ctx: domain.Context) -> list[Record]:
-        """One visit event: its commands decided and appended, like any command."""
+    def _take_up(self, log: EventLog, record: Record, ctx: domain.Context,
+                 known: dict[str, intake.VisitFacts]) -> list[Record]:
+        """One visits record: its commands decided and appended, like any command (`known`:
+        the page's visits as they stand, moved on here)."""
+        if record.type == intake.FORGETS:
+            return self._forget(log, record.data["subject"])
         if record.type not in intake.TYPES:
             return []
         visit_id = record.data["visit_id"]
-        after, sent = intake.take_up(self.visits.get(visit_id), record, ctx.roster,
-                                     ctx.cases.codes)
+        after, sent = intake.take_up(known.get(visit_id), record, ctx.roster, ctx.cases.codes)
         appended = [r for item in sent for r in self._send(log, item, ctx)]
         if after is not None:
-            self.visits[visit_id] = after
+            known[visit_id] = after
         return appended
+
+    @staticmethod
+    def _forget(log: EventLog, subject: str) -> list[Record]:
+        """The resident forgotten in the cases log too, once: a marker there means done."""
+        stream = f"subject-{subject}"
+        if log.read_stream(stream):
+            return []
+        log.forget(subject, actor=intake.INTAKE.actor)
+        return log.read_stream(stream)
 
     @staticmethod
     def _send(log: EventLog, item: intake.Intake, ctx: domain.Context) -> list[Record]:
@@ -160,7 +202,30 @@ class CasesService(bases.WriteService):
 
     def context(self, who: Principal, now: datetime) -> domain.Context:
         return domain.Context(now, who, self.policy, case_policy(), default_calendar(),
-                              self.roster_fold.current(self.logs))
+                              self.roster_fold.current(self.logs), issued=self.issued)
+
+    def issued(self, resident_id: str) -> bool:
+        """Whether the platform issued this resident id and has not forgotten the resident:
+        this log holds their key (a case registered them), or the visits log named them
+        (taken up to its head first if not yet seen: an id a visit has just issued counts).
+        Refused once erased here, which the intake does for every resident visits forgets:
+        a resident forgotten in visits is refused from when the intake takes the marker up
+        (at once on live delivery, else on the next tick)."""
+        known = self._known(resident_id)
+        if known is None:
+            self.take_up()
+            known = self._known(resident_id)
+        return bool(known)
+
+    def _known(self, resident_id: str) -> bool | None:
+        """True: issued; False: forgotten; None: not known here (yet)."""
+        try:
+            _, fresh = self.log.keys.keys_for_writing([resident_id])
+        except ForgottenSubjectError:
+            return False
+        if resident_id not in fresh or self.visit_intake.issued(self.log, resident_id):
+            return True
+        return None
 
     def decide(self, command: Any, history: list[Record], who: Principal,
                now: datetime) -> list[NewEvent]:
@@ -183,6 +248,10 @@ class CasesService(bases.WriteService):
 
     @event_handler(VISITS, VISIT_RETRACTED)
     def on_visit_retracted(self, event: dict[str, Any]) -> None:
+        self.take_up(event)
+
+    @event_handler(VISITS, intake.FORGETS)
+    def on_subject_forgotten(self, event: dict[str, Any]) -> None:
         self.take_up(event)
 
     def take_up(self, event: dict[str, Any] | None = None) -> int:

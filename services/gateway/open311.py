@@ -5,7 +5,8 @@ the format, errors are `code`/`description` lists, POST bodies are form-encoded,
 as the `api_key` form field). Reads are public; POST requests needs a token of role operator or
 hotline, as a Bearer header or as `api_key`. The cases service answers (its `open311_read` and
 `open311_post` RPCs, a document and a status); this module checks what comes in, renders what
-goes out and turns what is away into the spec's error shape too.
+goes out and turns what is away into the spec's error shape too. Its OpenAPI description is
+open311_openapi.py.
 """
 
 from __future__ import annotations
@@ -32,6 +33,27 @@ SERVICE = "cases"
 FORM_TYPE = "application/x-www-form-urlencoded"
 WRITERS = ("operator", "hotline")
 RESOURCES = {"discovery", "services", "requests"}
+# The methods each resource takes (HEAD comes with GET); any other method is 405 with Allow.
+METHODS = {"discovery": ("GET",), "services": ("GET",), "requests": ("GET", "POST"),
+           "requests/": ("GET",)}
+OTHER_METHODS = "PUT,PATCH,DELETE,OPTIONS,TRACE,QUERY"  # the rest schemathesis tries
+
+
+class NotAllowed(Open311Error):
+    """A method the resource does not take: 405, and the methods it does take."""
+
+    def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(405, f"{method} not allowed here; use {', '.join(allowed)}")
+        self.allowed = allowed
+
+
+def _refuse_method(method: str, stem: str) -> Open311Error:
+    """405 for a resource this server has (one request: `requests/<id>`), else 404."""
+    key = "requests/" if stem.startswith("requests/") and stem.count("/") == 1 else stem
+    allowed = METHODS.get(key)
+    if allowed is None:
+        return Open311Error(404, f"no such resource: {stem}")
+    return NotAllowed(method, allowed)
 
 
 def _plain(values: Mapping[str, str], where: str) -> dict[str, str]:
@@ -78,25 +100,28 @@ def _form(request: Request) -> dict[str, str]:
 def _answer(name: str, ask: Callable[[str], Mapping[str, Any]]) -> Response:
     """Split the format off `name`, ask the cases service, render; every refusal and every
     outage in the spec's error shape (JSON when the format itself is what is wrong)."""
-    fmt = "json"
+    fmt, headers = "json", {}
     try:
         stem, fmt = split_format(name)
         document, status = _document(ask(stem))
         answer = render(document, fmt, status)
+    except NotAllowed as exc:
+        answer, headers = render_error(exc, fmt), {"Allow": ", ".join(exc.allowed)}
     except Open311Error as exc:
         answer = render_error(exc, fmt)
     except (RpcTimeout, UnknownService, *BROKER_ERRORS) as exc:
         logger.warning("open311 %s: %r", name, exc)
         answer = render_error(Open311Error(503, "the cases service is unavailable; retry "
                                                 "later"), fmt)
-    headers = {"Retry-After": "5"} if answer.status == 503 else {}
+        headers = {"Retry-After": "5"}
     return Response(answer.body, status=answer.status, headers=headers,
                     content_type=answer.content_type)
 
 
 def install(cls: type) -> None:
-    """Give the gateway class the three Open311 entrypoints; they use its token store,
-    signer and cases proxy (`edge`, `trust`, `rpc_cases`)."""
+    """Give the gateway class the Open311 entrypoints (reads, POST, and a 405 with Allow for
+    any other method, in the spec's error shape); they use its token store, signer and cases
+    proxy (`edge`, `trust`, `rpc_cases`)."""
 
     def cases(gateway: Any) -> Remote:
         return Remote(gateway.rpc_cases, SERVICE, gateway.edge.rpc_timeout)
@@ -116,7 +141,7 @@ def install(cls: type) -> None:
     def open311_post(gateway: Any, request: Request, name: str) -> Response:
         def ask(stem: str) -> Mapping[str, Any]:
             if stem != "requests":
-                raise Open311Error(404, f"POST takes requests only, not {stem}")
+                raise _refuse_method("POST", stem)
             form = _form(request)
             who = _principal(request, gateway.edge.tokens, form)
             form.pop("api_key", None)
@@ -125,8 +150,15 @@ def install(cls: type) -> None:
 
         return _answer(name, ask)
 
+    def open311_other(gateway: Any, request: Request, name: str) -> Response:
+        def ask(stem: str) -> Mapping[str, Any]:
+            raise _refuse_method(request.method, stem)
+
+        return _answer(name, ask)
+
     for method, rule, fn in (("GET", f"{PREFIX}/<name>", open311_list),
                              ("GET", f"{PREFIX}/requests/<name>", open311_request),
-                             ("POST", f"{PREFIX}/<name>", open311_post)):
+                             ("POST", f"{PREFIX}/<path:name>", open311_post),
+                             (OTHER_METHODS, f"{PREFIX}/<path:name>", open311_other)):
         fn.__doc__ = f"{method} {rule}: Open311 GeoReport v2."
         setattr(cls, fn.__name__, http(method, rule)(fn))

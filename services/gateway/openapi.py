@@ -1,6 +1,7 @@
 """OpenAPI 3.1 for the gateway, generated once from the routes the services declare (each
 operation says who is allowed, and its roles) and their marshmallow schemas, so the document is
-exactly what the edge validates."""
+exactly what the edge validates; Open311 GeoReport v2 too, from its own schemas
+(open311_openapi.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin, resolver
 from apispec.ext.marshmallow.common import resolve_schema_cls
 
+from services.cases.open311_schemas import CommaList
+from services.gateway import open311_openapi
 from services.gateway.routes import ROUTES, Route
 from services.visits.schemas import ErrorSchema
 
@@ -49,7 +52,8 @@ DESCRIPTION = (
     "`Authorization: Bearer <token>` (`grassroots token create --role ROLE`). Every error is "
     '`{"errors": {field: [reasons]}}`. A write sent with an `Idempotency-Key` header can be '
     "retried safely for 24 hours (by default): the same request with the same key gets the "
-    "first answer."
+    "first answer. Open311 GeoReport v2 is served under /open311/v2 (tag `open311`): its "
+    "reads are public, its errors are the spec's `code`/`description` lists."
 )
 
 
@@ -135,23 +139,26 @@ def _names() -> Any:
 
 def build_spec(routes: Iterable[Route] | None = None) -> dict[str, Any]:
     """The OpenAPI document of these routes (by default every route served) as a dict."""
+    plugin = MarshmallowPlugin(schema_name_resolver=_names())
     spec = APISpec(
-        title=TITLE, version=VERSION, openapi_version="3.1.0",
-        plugins=[MarshmallowPlugin(schema_name_resolver=_names())],
+        title=TITLE, version=VERSION, openapi_version="3.1.0", plugins=[plugin],
         info={"description": DESCRIPTION},
         security=[{"bearerAuth": []}],
     )
     spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "an API token"}
     )
+    plugin.map_to_openapi_type(CommaList, "string", None)  # `a,b,c`: text on the wire
     spec.components.schema("Error", schema=ErrorSchema)
+    for component, schema in open311_openapi.COMPONENTS.items():
+        spec.components.schema(component, schema=schema)
     for name, description in ERRORS.values():
         spec.components.response(name, {"description": description,
                                         "content": _json("Error")})
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES.values() if routes is None else routes:
         paths.setdefault(route.url, {})[route.method.lower()] = _operation(route)
-    for url, operations in paths.items():
+    for url, operations in {**paths, **open311_openapi.paths()}.items():
         spec.path(path=url, operations=operations)
     return spec.to_dict()
 

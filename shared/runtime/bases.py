@@ -23,7 +23,6 @@ from marshmallow import Schema
 from nameko.events import event_handler
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.rpc import rpc
-from nameko.timer import timer
 
 from shared.campaign.policy import Policy
 from shared.eventlog import EventLog, NewEvent, Record
@@ -46,6 +45,7 @@ from shared.runtime.providers import (
     view_status,
 )
 from shared.runtime.survive import BROKER_ERRORS
+from shared.runtime.timed import tick
 from shared.runtime.trust import Signer
 
 CATCH_UP_SECONDS = float(os.environ.get("CATCH_UP_SECONDS", "5"))
@@ -202,7 +202,7 @@ class ViewService:
             if name not in vars(cls):
                 setattr(cls, name, _delivery(source))
 
-    @timer(interval=CATCH_UP_SECONDS, eager=True)
+    @tick(interval=CATCH_UP_SECONDS, eager=True)
     def catch_up(self) -> None:
         """On start and now and then: fold whatever the bus did not bring (also what was
         published while this view's consumer was away). A source that cannot be reached is

@@ -3,7 +3,8 @@
 under the service's own file), the catalogued class of a service module (which also holds the
 base classes), without the libraries' deprecation notices in the service logs (see
 shared.runtime.quiet), under a umask of 077 (see shared.runtime.private), with nameko made to
-survive the broker going away (see shared.runtime.survive)."""
+survive the broker going away (see shared.runtime.survive), in a container that stops within
+seconds of SIGTERM (see shared.runtime.stopping)."""
 
 from __future__ import annotations
 
@@ -30,11 +31,13 @@ def main() -> int:
 
     from shared.runtime.catalogue import class_path
     from shared.runtime.config import load_config_file
+    from shared.runtime.stopping import CLASS_PATH
     from shared.runtime.survive import install
 
     install()  # no service process dies because the broker went away (see survive.py)
 
     config = load_config_file(args.config) if args.config else {"AMQP_URI": args.broker}
+    config.setdefault("SERVICE_CONTAINER_CLS", CLASS_PATH)
     if "LOGGING" in config:
         logging.config.dictConfig(config["LOGGING"])
     services = [cls for path in args.services for cls in import_service(class_path(path))]

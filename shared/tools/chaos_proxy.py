@@ -136,7 +136,12 @@ class Proxy:
         self.refusing.clear()
 
     def stop(self) -> None:
+        """Stop accepting, then close: the accept loop is let go first (it wakes within its
+        timeout), because closing a socket another thread waits on leaves that wait behind
+        under eventlet, where it collides with the next socket given the same descriptor."""
         self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
         with contextlib.suppress(OSError):
             self._server.close()
         with self._lock:

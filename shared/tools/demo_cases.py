@@ -3,21 +3,26 @@ as each one's fate says through the API by the people who would (a supervisor as
 reopens, parks and closes; the unit's head accepts and resolves; callback staff call the
 resident back), and the case board that results.
 
-Cases are registered now (a command is decided at the time it is sent), so their deadlines
-run from today: the ones left assigned or accepted are chased as overdue by the cases
-service's clock once their working days pass, and the board counts them then. The visits the
-demo records bring cases of their own (difficulties and referred hazards), which wait to be
-assigned.
+Hotline calls are registered as they come. Petitions are letters entered late: each says when
+it was received (`received_at`, 5 to 25 working days ago), and its deadlines count from then,
+so the ones still assigned or in progress are past them. The cases service's clock chases
+those (overdue, and escalated once well past) on its next tick, every `CASE_TIMER_SECONDS`;
+the demo waits for it before printing the board. The visits the demo records bring cases of
+their own (difficulties and referred hazards), which wait to be assigned.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
+
+from shared.campaign.policy import Policy
+from shared.campaign.workdays import WorkCalendar
 
 CATEGORIES = ("urgent", "consultation", "help", "help", "complaint", "complaint")
 PROBLEMS = ["the lane floods after every rain", "street light out for two weeks",
@@ -35,10 +40,12 @@ FATES: dict[str, tuple[str, ...]] = {
                  "callback", "close"),
 }
 WEIGHTS = (1, 2, 2, 1, 1, 4, 2)
+LATE = (5, 25)  # how many working days ago a petition entered today was received
 Step = tuple[str, str, str, dict[str, Any]]  # who, method, path, body
 
 
-def plan_cases(units: list[str], today: dt.date, seed: int, count: int = 36) -> list[Step]:
+def plan_cases(units: list[str], today: dt.date, seed: int, policy: Policy,
+               calendar: WorkCalendar, count: int = 36) -> list[Step]:
     """Every request of the month of cases, in the order they are sent."""
     rng = random.Random(seed)
     steps: list[Step] = []
@@ -46,15 +53,29 @@ def plan_cases(units: list[str], today: dt.date, seed: int, count: int = 36) -> 
         case_id = f"k-{today:%Y%m}-{n:03d}"
         unit = rng.choice(units)
         hotline = rng.random() < 0.6
-        steps.append(("hotline" if hotline else "operator", "POST", "/cases", {
+        body = {
             "id": case_id, "origin": "hotline" if hotline else "petition",
             "category": rng.choice(CATEGORIES), "description": rng.choice(PROBLEMS),
             "place": {"township": "Qiaotou", "village": f"Village {rng.randrange(1, 9)}"},
-            "unit_id": unit}))
+            "unit_id": unit}
+        if not hotline:
+            day = working_days_before(today, rng.randint(*LATE), calendar)
+            hour = dt.time(rng.randint(9, 16), rng.choice((0, 30)))
+            body["received_at"] = dt.datetime.combine(day, hour, policy.tz).isoformat()
+        steps.append(("hotline" if hotline else "operator", "POST", "/cases", body))
         fate = rng.choices(list(FATES), WEIGHTS)[0]
         for action in FATES[fate]:
             steps.append(_step(action, case_id, unit, today))
     return steps
+
+
+def working_days_before(day: dt.date, n: int, calendar: WorkCalendar) -> dt.date:
+    """The working day from which `day` is the n-th working day after (a letter arrives on
+    one)."""
+    back = day
+    while calendar.working_days_between(back, day) < n or not calendar.is_working_day(back):
+        back -= dt.timedelta(days=1)
+    return back
 
 
 def _step(action: str, case_id: str, unit: str, today: dt.date) -> Step:
@@ -85,6 +106,23 @@ def send_cases(steps: list[Step], base: str,
         reply = session.request(method, base + path, json=body, headers=headers, timeout=30)
         yield path, reply.status_code, reply.json()
 
+
+
+def wait_for_chase(read: Callable[[], dict[str, Any]], timeout: float,
+                   pause: float = 1.0) -> dict[str, Any]:
+    """The case board (`read` fetches it) once the cases service's clock has chased the late
+    cases: some are overdue and two reads `pause` apart show the view at the same log
+    position (the tick's events all folded). After `timeout`, the board as it stands."""
+    deadline = time.monotonic() + timeout
+    last = read()
+    while True:
+        time.sleep(pause)
+        board = read()
+        chased = any(u["overdue"] for u in board["units"])
+        if (chased and board["checkpoints"] == last["checkpoints"]) \
+                or time.monotonic() > deadline:
+            return board
+        last = board
 
 
 def _pct(rate: float | None) -> str:

@@ -34,6 +34,7 @@ from shared.tools.supervisor import Child, RestartPolicy, exit_text, now_text, s
 STATE = VAR / "up.json"
 BROKER_BOOT_SECONDS = 60.0  # a restarted local node that does not answer by then is broken
 BROKER_CHECK_SECONDS = 5.0  # how often an outside broker is asked whether it answers
+STOP_SECONDS = 10.0  # a service still running this long after SIGTERM is stuck: killed
 # Libraries' notices about their own deprecations are not for operators to read.
 QUIET = "ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning"
 
@@ -185,31 +186,37 @@ class Platform:
                     f"see {self.var / 'log' / name}.log"
                 )
 
-    def stop_service(self, name: str, timeout: float = 20) -> None:
-        """Stop one service gracefully (SIGTERM: nameko finishes its workers), else kill it.
-        A service stopped so is not restarted."""
+    def stop_service(self, name: str, timeout: float = STOP_SECONDS) -> None:
+        """Stop one service gracefully, else kill it; a service stopped so is not restarted."""
+        self.stop_services([name], timeout)
+
+    def stop_services(self, names: list[str], timeout: float = STOP_SECONDS) -> None:
+        """SIGTERM to all of them at once (nameko finishes what its workers can within
+        shared/runtime/stopping.WORKER_GRACE), then kill any still running `timeout` seconds
+        later. All at once, because one at a time added their stops up, and a view stopped
+        after the logs it reads waited for them in vain."""
         with self._lock:
-            proc = self.procs.pop(name)
-            self.children[name].stopped()
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.say(f"{name} did not stop in time: killed")
-                proc.kill()
-                proc.wait()
+            procs = {name: self.procs.pop(name) for name in names}
+            for name, proc in procs.items():
+                self.children[name].stopped()
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for name, proc in procs.items():
+                try:
+                    proc.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    self.say(f"{name} did not stop in time: killed")
+                    proc.kill()
+                    proc.wait()
             self.write_state()
 
     def stop(self) -> None:
         """Stop everything started, services waiting to restart and the broker node
         included (also mid-boot), then remove var/up.json."""
         self.stopping.set()  # a watch() in another thread restarts nothing from now on
-        # nameko's graceful stop talks to the broker: without one, do not wait for it long.
-        timeout = 5 if self.broker_down else 20
         with self._lock:
-            for name in list(self.procs):
-                self.stop_service(name, timeout)
+            self.stop_services(list(self.procs))
             for child in self.children.values():
                 child.stopped()
             if self.rabbit is not None:

@@ -14,6 +14,7 @@ import pytest
 import requests
 from kombu import Connection, Producer
 
+from shared.campaign.policy import load_policy
 from shared.runtime import wire
 from shared.runtime.auth import TokenStore
 from shared.runtime.catalogue import names as service_names
@@ -26,6 +27,7 @@ from shared.tools.platform import Platform
 from tests.support.platforms import until
 
 MONTH = "2026-10"
+POLICY = load_policy()
 
 
 class Api:
@@ -56,6 +58,7 @@ def platform(broker_uris: dict[str, str],
         "GRASSROOTS_TOKENS": str(var / "tokens.json"),
         "GRASSROOTS_SIGNING_KEY": "hmac:c2VjcmV0LWZvci10aGUtZTJlLXRlc3Qtb25seQ==",
         "RELAY_POLL_SECONDS": "0.2",
+        "CASE_TIMER_SECONDS": "1",  # the cases clock chases the demo's late petitions soon
     }
     p = Platform(out=io.StringIO(), var=var, env=env)
     # Each service logs in as its own broker user, the operator's tools as the operator.
@@ -169,7 +172,18 @@ def test_demo_loads_a_district_month(platform: Platform, api: Api,
     out = capsys.readouterr().out
     assert "Compliance, 2026-09" in out and "petitions" in out
     assert "Case board, " in out
-    report = Api(f"http://{platform.api}/api/v1", token).get("/compliance", month="2026-09")
+    api = Api(f"http://{platform.api}/api/v1", token)
+    board = api.get("/case-board", month=f"{datetime.now(POLICY.tz):%Y-%m}").json()
+    assert sum(u["overdue"] for u in board["units"]) > 0  # late petitions, chased by the clock
+    cases = api.get("/cases", page_size=500).json()["cases"]
+    assert any(c["escalated"] for c in cases)
+    # a petition received weeks ago and assigned today was due to be accepted before today
+    assigned = [c for c in cases if c["origin"] == "petition" and c["accept_by"]]
+    assert assigned and all(datetime.fromisoformat(c["accept_by"]) < datetime.now(POLICY.tz)
+                            for c in assigned)
+    # cases the demo's visits brought are received on the visit's date, in September
+    assert {c["received_at"][:7] for c in cases if c["origin"] == "visit"} == {"2026-09"}
+    report = api.get("/compliance", month="2026-09")
     units = {u["unit_id"]: u for u in report.json()["units"]}
     assert len(units) == 12 and sum(u["cadres"] for u in units.values()) >= 140
     assert sum(u["exempt"] for u in units.values()) > 0

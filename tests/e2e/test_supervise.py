@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from shared.runtime.auth import TokenStore
+from shared.runtime.catalogue import names as service_names
 from shared.runtime.config import ROOT
 from shared.tools.broker import LocalRabbit, free_port
 from shared.tools.platform import Platform, status
@@ -26,6 +27,7 @@ from shared.tools.supervisor import RestartPolicy
 from tests.support import platforms as support
 
 QUICK = RestartPolicy(first=0.2, cap=1.0, stable=30.0, deaths=3, window=60.0)
+STOP_BOUND = 10.0  # seconds from Ctrl-C until `up` has stopped everything, broker gone
 
 
 def until(check: Callable[[], Any], timeout: float = 60.0, every: float = 0.2) -> Any:
@@ -166,21 +168,28 @@ def processes_of(var: Path) -> list[int]:
     return found
 
 
-def test_ctrl_c_stops_everything_mid_restart(tmp_path: Path) -> None:
-    """The broker node killed and booting again, a service waiting for it: Ctrl-C leaves no
-    process behind, the booting node included."""
+def run_up(var: Path) -> tuple[subprocess.Popen[str], int]:
+    """`grassroots up` on a var/, API port and broker node of its own, once it says it is up;
+    and its broker's port."""
     port, api = free_port(), f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if k != "AMQP_URI"}
-    env.update(GRASSROOTS_VAR=str(tmp_path), GATEWAY_ADDRESS=api, GRASSROOTS_AMQP_PORT=str(port))
+    env.update(GRASSROOTS_VAR=str(var), GATEWAY_ADDRESS=api, GRASSROOTS_AMQP_PORT=str(port))
     up = subprocess.Popen([sys.executable, "-m", "shared.tools.cli", "up"], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           start_new_session=True)
+    assert up.stdout is not None
+    lines = [up.stdout.readline()]
+    while "Grassroots is up" not in lines[-1] and up.poll() is None:
+        lines.append(up.stdout.readline())
+    assert up.poll() is None, "".join(lines)
+    return up, port
+
+
+def test_ctrl_c_stops_everything_mid_restart(tmp_path: Path) -> None:
+    """The broker node killed and booting again, a service waiting for it: Ctrl-C leaves no
+    process behind, the booting node included."""
+    up, port = run_up(tmp_path)
     try:
-        assert up.stdout is not None
-        lines = [up.stdout.readline()]
-        while "Grassroots is up" not in lines[-1] and up.poll() is None:
-            lines.append(up.stdout.readline())
-        assert up.poll() is None, "".join(lines)
         started = json.loads((tmp_path / "up.json").read_text())
         os.kill(started["broker"]["pid"], signal.SIGKILL)
         os.kill(started["services"]["visits"]["pid"], signal.SIGKILL)
@@ -196,3 +205,28 @@ def test_ctrl_c_stops_everything_mid_restart(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     assert not (tmp_path / "up.json").exists()
+
+
+def test_ctrl_c_with_the_broker_gone_stops_every_service_promptly(tmp_path: Path) -> None:
+    """The broker node killed and every service retrying it: Ctrl-C stops them all by SIGTERM
+    (none killed for overrunning), the whole platform within STOP_BOUND seconds, nothing left.
+    Before issue #9's fix each service waited for the broker until killed (26 s in all)."""
+    up, port = run_up(tmp_path)
+    logs = [tmp_path / "log" / f"{name}.log" for name in service_names()]
+    try:
+        started = json.loads((tmp_path / "up.json").read_text())
+        os.kill(started["broker"]["pid"], signal.SIGKILL)
+        # Ctrl-C before `up` relaunches the node (a second after it notices): still down.
+        until(lambda: all("Error connecting to broker" in log.read_text() for log in logs),
+              timeout=5, every=0.05)
+    finally:
+        began = time.monotonic()
+        up.send_signal(signal.SIGINT)
+        rest, _ = up.communicate(timeout=120)
+        took = time.monotonic() - began
+    assert up.returncode == 0, rest
+    assert "did not stop in time" not in rest and "stopped." in rest, rest
+    assert took < STOP_BOUND, (took, rest)
+    assert processes_of(tmp_path) == []
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()

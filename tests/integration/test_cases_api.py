@@ -18,6 +18,7 @@ from tests.integration.test_gateway import visit
 
 TZ = ZoneInfo("Asia/Shanghai")
 PHONE = "13800138000"
+EMAIL = "mei.wang@example.org"
 
 
 def wait_for(fetch, what, seconds=15.0):
@@ -149,12 +150,15 @@ def test_open311_shows_cases_without_personal_data_and_takes_a_hotline_report(ap
                      headers={"Authorization": f"Bearer {api.tokens['hotline']}"},
                      data={"service_code": "help", "address_string": "No. 3 bridge, Dongcun",
                            "description": "street light out", "first_name": "Mei",
-                           "last_name": "Wang", "phone": PHONE})
+                           "last_name": "Wang", "phone": PHONE, "email": EMAIL})
     assert posted.status_code == 201, posted.text
     (answer,) = posted.json()
     case_id = answer["service_request_id"]
     registered = api.get(f"/cases/{case_id}", "operator").json()
     assert (registered["origin"], registered["state"]) == ("hotline", "registered")
+    assert (registered["resident"]["email"], registered["personal_data"]) == (EMAIL, "shown")
+    withheld = api.get(f"/cases/{case_id}", "auditor").json()
+    assert (withheld["resident"]["email"], withheld["personal_data"]) == (None, "withheld")
 
     listed = open311(api, "requests.json")
     assert listed.status_code == 200, listed.text
@@ -170,7 +174,8 @@ def test_open311_shows_cases_without_personal_data_and_takes_a_hotline_report(ap
     assert root.tag == "service_requests"
     assert root.find("request/service_request_id").text == case_id
     for body in (listed.text, one.text):
-        assert PHONE not in body and "Mei" not in body and "Wang" not in body
+        assert PHONE not in body and EMAIL not in body and "Mei" not in body
+        assert "Wang" not in body
 
     missing = open311(api, "requests/nobody.json")
     assert missing.status_code == 404 and missing.json()[0]["code"] == 404

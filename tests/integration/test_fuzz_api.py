@@ -1,15 +1,18 @@
 """Fuzzing the running API from its own served OpenAPI document with schemathesis: for every
-operation a bounded number of generated requests, valid and invalid, authenticated as an
-operator; no answer may be a 5xx, every answer must be JSON as documented, and every
+operation (Open311 GeoReport v2's too) a bounded number of generated requests, valid and
+invalid, authenticated as an operator; no answer may be a 5xx, every answer must have the
+documented content type (JSON, or XML for Open311's .xml paths) and shape, and every protected
 operation must refuse a request without (or with a wrong) token."""
 
 # ruff: noqa: F811
 import os
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import eventlet
+import requests
 
 # The gateway and services of test_gateway.py (fixture `api`), shared, not redefined:
 
@@ -45,6 +48,7 @@ def test_fuzzing_from_the_served_openapi_finds_nothing(api, tmp_path):
         "--phases", "examples,coverage,fuzzing", "--workers", "1", "--no-shrink",
         "--request-timeout", "20", "--suppress-health-check", "all",
         "--header", f"Authorization: Bearer {api.tokens['operator']}",
+        "--report", "junit", "--report-junit-path", str(tmp_path / "junit.xml"),
     ]
     output = tmp_path / "schemathesis.txt"
     env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""}
@@ -59,3 +63,9 @@ def test_fuzzing_from_the_served_openapi_finds_nothing(api, tmp_path):
             eventlet.sleep(0.5)
     report = output.read_text(errors="replace")
     assert run.returncode == 0, report[-20000:]
+    document = requests.get(f"{api.base}/api/v1/openapi.json", timeout=10).json()
+    open311 = {f"{method.upper()} {path}" for path, item in document["paths"].items()
+               for method in item if path.startswith("/open311/")}
+    assert len(open311) == 10  # discovery, services, requests, one request, POST; .json, .xml
+    tested = {case.get("name") for case in ET.parse(tmp_path / "junit.xml").iter("testcase")}
+    assert open311 <= tested, open311 - tested  # Open311 was fuzzed with the rest

@@ -78,11 +78,12 @@ def test_broker_users_follow_the_catalogue(monkeypatch):
 
 
 def test_a_write_service_that_follows_a_log_binds_only_the_event_types_it_handles():
-    """cases: its own write grant, plus the visit events its handlers take (never `#`) and
-    the visits log's read_log/status for catching up; it publishes only its own events."""
+    """cases: its own write grant, plus the visits events its handlers take (never `#`: the
+    visit events, and the marker of a forgotten resident) and the visits log's read_log/status
+    for catching up; it publishes only its own events."""
     grant = brokerauth.GRANTS["cases"]
     assert grant.topics["visits.events"] == (
-        "^$", r"^(visit\.corrected|visit\.recorded|visit\.retracted)$")
+        "^$", r"^(subject\.forgotten|visit\.corrected|visit\.recorded|visit\.retracted)$")
     assert grant.topics["cases.events"] == (".*", "^$")
     calls = re.compile(grant.topics["nameko-rpc"][0])
     assert calls.match("visits.read_log") and calls.match("visits.status")

@@ -9,6 +9,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 
 from services.cases import domain as d
 from services.cases import open311 as o
+from services.cases import open311_schemas as s
+from services.cases.events import SCHEMAS
 from services.cases.open311_format import (
     Answer,
     Document,
@@ -26,6 +29,9 @@ from services.cases.open311_format import (
     render_error,
     split_format,
 )
+from services.cases.schemas import CaseSchema
+from shared.eventlog import EventLog
+from shared.kernel.commands import execute
 from shared.kernel.errors import Conflict
 from tests.unit.cases_support import CASES, POLICY, ROSTER, at, check, context
 
@@ -308,12 +314,17 @@ def test_a_posted_request_becomes_a_case_with_the_person_only_in_resident() -> N
         "p1", "hotline", "help", "no water since Monday",
         {"township": "Unit U2", "detail": "Lane 5", "lat": 31.2304, "long": 121.4737},
         unit_id="u2",
-        resident={"id": None, "name": "Mei Zhou", "phone": "13912345678", "address": None},
+        resident={"id": None, "name": "Mei Zhou", "phone": "13912345678", "address": None,
+                  "email": "mei@example.com"},
         fresh_resident_id=command.fresh_resident_id)
     district = District()
     district.send(command, "hotline", NOW)
     (registered,) = district.streams["p1"]
-    assert registered.data["resident"]["name"] == "Mei Zhou"  # the encrypted, personal part
+    # the encrypted, personal part, under the resident's key
+    assert registered.data["resident"] == {"name": "Mei Zhou", "phone": "13912345678",
+                                           "address": None, "email": "mei@example.com"}
+    (event,) = d.decide(command, [], context("hotline", NOW))
+    assert (event.personal, event.subject) == (("resident",), registered.data["resident_id"])
     (shown,) = district.requests(service_request_id="p1")
     assert (shown["lat"], shown["long"], shown["address"]) == (31.2304, 121.4737,
                                                                "Lane 5, Unit U2")
@@ -326,6 +337,44 @@ def test_a_posted_request_becomes_a_case_with_the_person_only_in_resident() -> N
     assert root.findtext("request/service_request_id") == "p1"
 
 
+def test_a_posted_email_is_kept_encrypted_and_shown_only_on_the_case(tmp_path: Path) -> None:
+    """The spec's `email` is the resident's personal data like their name and phone: sealed
+    under their key in the log (and gone when they are forgotten), shown by GET /cases/{id} to
+    whom it may show personal data, withheld from the rest, and never in Open311."""
+    form = {"service_code": "help", "address_string": "Lane 5", "first_name": "Meiling",
+            "last_name": "Zhou", "email": "mei.zhou@example.com"}
+    command = o.intake(form, "p5", SITE)
+    log = EventLog.open(f"sqlite:///{tmp_path / 'cases.db'}", service="cases")
+    execute(log, d.stream_for(command),
+            lambda history: d.decide(command, history, context("hotline", NOW)),
+            command_id=None, actor="hotline", contract=SCHEMAS)
+    stored = b"".join(path.read_bytes() for path in tmp_path.iterdir())
+    assert b"mei.zhou@example.com" not in stored and b"Meiling Zhou" not in stored
+    (record,) = log.read()
+    assert record.data["resident"]["email"] == "mei.zhou@example.com"
+    assert record.plain()["resident"] is None  # what the bus and Open311's index get
+
+    def case(personal: bool) -> dict[str, Any]:
+        (state,) = d.CaseIndex().apply(record).cases.values()
+        return CaseSchema().dump(d.read_back(state, POLICY, personal))
+
+    shown = case(personal=True)
+    assert shown["personal_data"] == "shown"
+    assert shown["resident"] == {"id": record.subject, "name": "Meiling Zhou", "phone": None,
+                                 "address": None, "email": "mei.zhou@example.com"}
+    withheld = case(personal=False)
+    assert withheld["personal_data"] == "withheld"
+    assert withheld["resident"] == {"id": record.subject, "name": None, "phone": None,
+                                    "address": None, "email": None}
+    index = o.RequestIndex().apply(record._replace(data=record.plain()))
+    for fmt in ("json", "xml"):
+        body = render(o.request(index.get("p5"), "p5", {}, SITE), fmt).body
+        assert b"mei.zhou" not in body and b"Meiling" not in body
+    assert log.forget(record.subject or "") is True
+    (forgotten,) = log.read_stream(d.stream_for(command))
+    assert forgotten.data["resident"] is None
+
+
 def test_intake_defaults_township_description_and_anonymity() -> None:
     command = o.intake({"service_code": "consultation", "lat": "31", "long": "121"}, "p2", SITE)
     assert command.place == {"township": "Qiaotou District", "lat": 31.0, "long": 121.0}
@@ -334,7 +383,11 @@ def test_intake_defaults_township_description_and_anonymity() -> None:
     phone_only = o.intake({"service_code": "help", "address_string": "x", "phone": "110"},
                           "p3", SITE)
     assert phone_only.resident == {"id": None, "name": o.NAME_NOT_GIVEN, "phone": "110",
-                                   "address": None}
+                                   "address": None, "email": None}
+    email_only = o.intake({"service_code": "help", "address_string": "x",
+                           "email": "a@example.org"}, "p4", SITE)
+    assert email_only.resident == {"id": None, "name": o.NAME_NOT_GIVEN, "phone": None,
+                                   "address": None, "email": "a@example.org"}
 
 
 @pytest.mark.parametrize(("form", "status", "description"), [
@@ -350,6 +403,10 @@ def test_intake_defaults_township_description_and_anonymity() -> None:
      "address_id: not a township of Qiaotou District: u9"),
     ({"service_code": "help", "address_string": "x", "phone": "call me"}, 400,
      "phone: not a phone number"),
+    ({"service_code": "help", "address_string": "x", "email": "mei at example"}, 400,
+     "email: Not a valid email address."),
+    ({"service_code": "help", "address_string": "x", "email": f"{'m' * 250}@example.com"},
+     400, "email: Longer than maximum length 254."),
 ])
 def test_bad_posts_are_refused_in_the_specs_shape(form: dict[str, str], status: int,
                                                  description: str) -> None:
@@ -361,6 +418,33 @@ def test_a_domain_refusal_keeps_its_status_and_reason() -> None:
     error = from_domain(Conflict("case k1 is closed", "state"))
     assert as_json(render_error(error, "json")) == [
         {"code": 409, "description": "state: case k1 is closed"}]
+
+
+# --- the contract the OpenAPI document is made from -----------------------------------------
+
+
+def test_every_document_is_what_its_shape_promises() -> None:
+    """The shapes (open311_schemas.py) are what the gateway's OpenAPI document says of each
+    answer: every document sent has the shape's XML names and loads with its schema."""
+    district = District()
+    accepted_case(district)
+    district.register("k2", at(MONDAY, 12))
+    district.send(d.ResolveCase("k1", "solved", "done"), "head1", at(MONDAY, 13))
+    command = o.intake({"service_code": "help", "lat": "31.2", "long": "121.4"}, "k3", SITE)
+    district.send(command, "hotline", at(MONDAY, 14))
+    shaped = [
+        (o.discovery(SITE, {}), s.DISCOVERY), (o.services(SITE, {}), s.SERVICES),
+        (o.requests(district.index, {}, SITE, NOW), s.REQUESTS),
+        (o.request(district.index.get("k3"), "k3", {}, SITE), s.REQUESTS),
+        (o.accepted(command, SITE), s.POSTED),
+        (refused(o.requests, [], {"status": "maybe", "page": "0"}, SITE, NOW).document(),
+         s.ERRORS),
+    ]
+    assert len(shaped[2][0].content) == 3
+    for document, shape in shaped:
+        assert (document.root, document.item) == (shape.root, shape.item)
+        content = as_json(render(document, "json"))
+        assert shape.schema(many=shape.item is not None).validate(content) == {}, shape
 
 
 # --- formats --------------------------------------------------------------------------------
@@ -407,6 +491,7 @@ def test_no_personal_data_appears_in_any_answer() -> None:
     command = o.intake(form, "r2", SITE)
     district.send(command, "hotline", at(MONDAY, 11))
     assert SECRETS[0] in json.dumps([r.data for r in district.streams["r1"]])  # it is there
+    assert SECRETS[5] in json.dumps([r.data for r in district.streams["r2"]])  # and kept
     documents = [
         o.discovery(SITE, {}), o.services(SITE, {}), o.accepted(command, SITE),
         o.requests(district.index, {}, SITE, NOW),

@@ -7,6 +7,7 @@ import pytest
 from marshmallow import Schema, fields
 from nameko.rpc import RpcProxy
 from openapi_spec_validator import validate
+from werkzeug.routing import Map, Rule
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -36,11 +37,19 @@ EXPECTED = {
         "assign", "accept", "return", "progress", "extension-requests", "extension-decisions",
         "resolve", "callback", "reopen", "close", "park")),
 }
+OPEN311 = {
+    (method, f"/open311/v2/{resource}.{fmt}") for fmt in ("json", "xml")
+    for method, resource in (("get", "discovery"), ("get", "services"), ("get", "requests"),
+                             ("post", "requests"), ("get", "requests/{service_request_id}"))
+}
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
-def operations(spec=SPEC):
+def operations(spec=SPEC, open311=False):
+    """The JSON API's operations (or, with `open311`, Open311's)."""
     for path, item in spec["paths"].items():
+        if path.startswith("/open311/") != open311:
+            continue
         for method, op in item.items():
             if method in METHODS:
                 yield method, path, op
@@ -48,7 +57,7 @@ def operations(spec=SPEC):
 
 def served_routes():
     """(method, OpenAPI path) of every @http entrypoint of the gateway, but the catch-all and
-    Open311 (GeoReport v2 is its own specification, not part of this document)."""
+    Open311 (whose paths are per format: test_open311_operations_are_served)."""
     found = set()
     for attr in vars(GatewayService).values():
         for entrypoint in getattr(attr, "nameko_entrypoints", ()):
@@ -74,7 +83,8 @@ def test_every_route_is_documented_and_served():
     documented = {(method, path) for method, path, _ in operations()}
     assert documented == EXPECTED
     assert served_routes() == EXPECTED
-    ids = [op["operationId"] for _, _, op in operations()]
+    assert {(method, path) for method, path, _ in operations(open311=True)} == OPEN311
+    ids = [op["operationId"] for _, _, op in (*operations(), *operations(open311=True))]
     assert len(ids) == len(set(ids))
 
 
@@ -259,3 +269,94 @@ def test_two_routes_with_one_name_or_one_path_are_refused():
     with pytest.raises(ValueError, match="declared twice"):
         routes.collect(own=(*routes.OWN, declare.Route("other", "GET", "/openapi.json", "x",
                                                        "public", "operations")))
+
+
+# --- Open311 GeoReport v2: the same document, from its own schemas ------------------------
+
+
+def test_open311_answers_are_described_from_its_schemas_in_each_format():
+    names = {"discovery": ("Open311Discovery", None, "discovery"),
+             "services": ("Open311Service", "service", "services"),
+             "requests": ("Open311Request", "request", "service_requests"),
+             "requests/{service_request_id}": ("Open311Request", "request", "service_requests")}
+    for method, path, op in operations(open311=True):
+        resource, _, fmt = path.removeprefix("/open311/v2/").rpartition(".")
+        media = {"json": "application/json", "xml": "text/xml"}[fmt]
+        assert op["tags"] == ["open311"] and op["description"].startswith("Allowed: ")
+        status, name, item, root = ("201", "Open311PostedRequest", "request",
+                                    "service_requests") if method == "post" else (
+            "200", *names[resource])
+        (success,) = [code for code in op["responses"] if code.startswith("2")]
+        assert success == status
+        schema = op["responses"][status]["content"][media]["schema"]
+        ref = schema["items"] if item else schema
+        assert ref["$ref"] == f"#/components/schemas/{name}"
+        assert ref["xml"] == {"name": item or root}
+        if item:
+            assert schema["xml"] == {"name": root, "wrapped": True}
+        for code, response in op["responses"].items():
+            if code.startswith(("4", "5")) and code != "431":
+                (content,) = response["content"].items()
+                assert content[0] == media, (path, code)
+                assert content[1]["schema"]["items"]["$ref"] == "#/components/schemas/Open311Error"
+                assert content[1]["schema"]["xml"] == {"name": "errors", "wrapped": True}
+
+
+def test_open311_parameters_and_form_are_its_marshmallow_schemas():
+    from services.cases.open311_schemas import PostRequestSchema, RequestsQuerySchema
+
+    query = SPEC["paths"]["/open311/v2/requests.xml"]["get"]["parameters"]
+    assert {p["name"] for p in query} == set(RequestsQuerySchema().fields)
+    by_name = {p["name"]: p["schema"] for p in query}
+    assert by_name["status"] == {"type": "string"}  # a comma-separated list
+    assert by_name["page_size"]["maximum"] == 1000
+    assert by_name["start_date"]["format"] == "date-time"
+    one = SPEC["paths"]["/open311/v2/requests/{service_request_id}.json"]["get"]["parameters"]
+    assert [(p["in"], p["name"]) for p in one] == [("path", "service_request_id"),
+                                                   ("query", "jurisdiction_id")]
+    post = SPEC["paths"]["/open311/v2/requests.json"]["post"]
+    assert "security" not in post and post["x-roles"] == ["operator", "hotline"]
+    assert {"401", "403", "415"} <= set(post["responses"])
+    (media, body), = post["requestBody"]["content"].items()
+    assert media == "application/x-www-form-urlencoded"
+    form = resolve(body["schema"]["$ref"])
+    assert set(form["properties"]) == set(PostRequestSchema().fields)
+    assert form["required"] == ["service_code"]
+    personal = {name for name, prop in form["properties"].items() if prop.get("x-personal")}
+    assert personal == {"first_name", "last_name", "phone", "email"}
+    assert form["properties"]["email"]["format"] == "email"
+    for method, _, op in operations(open311=True):
+        assert (op.get("security") == []) == (method == "get")
+
+
+def _open311_answer(method, path):
+    """The gateway's Open311 entrypoint that takes this request, and what it answers when
+    the answer needs no service (a method refused)."""
+    gateway_map = Map([Rule(entrypoint.url, methods=entrypoint.method.split(","),
+                            endpoint=name)
+                       for name, attr in vars(GatewayService).items()
+                       for entrypoint in getattr(attr, "nameko_entrypoints", ())])
+    name, values = gateway_map.bind("localhost").match(path, method)
+    request = Request(EnvironBuilder(method=method, path=path).get_environ())
+    return name, (lambda: getattr(GatewayService, name)(None, request, **values))
+
+
+def test_open311_operations_are_served_and_other_methods_are_405_with_allow():
+    served = {"get": {"open311_list", "open311_request"}, "post": {"open311_post"}}
+    for method, path, _ in operations(open311=True):
+        concrete = path.replace("{service_request_id}", "k1")
+        name, _ = _open311_answer(method.upper(), concrete)
+        assert name in served[method], (method, path)
+    for path, allow in (("/open311/v2/discovery.json", "GET"),
+                        ("/open311/v2/requests.xml", "GET, POST"),
+                        ("/open311/v2/requests/k1.json", "GET")):
+        taken = {"GET"} | ({"POST"} if "POST" in allow else set())
+        for method in sorted({"POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE",
+                              "QUERY"} - taken):
+            _, answer = _open311_answer(method, path)
+            response = answer()
+            assert (response.status_code, response.headers["Allow"]) == (405, allow), method
+            fmt = path.rpartition(".")[2]
+            assert response.mimetype == {"json": "application/json", "xml": "text/xml"}[fmt]
+    _, answer = _open311_answer("DELETE", "/open311/v2/elsewhere.json")
+    assert answer().status_code == 404
