@@ -4,13 +4,11 @@ here are what OpenAPI shows of it."""
 
 from __future__ import annotations
 
-import re
-
 from marshmallow import Schema, fields, validate
 
+from shared.campaign.policy import MONTH_PATTERN
 from shared.kernel.dates import check_month, instant_field
 
-MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 NULL_RATE = "; null when there is nothing to divide by"
 
 

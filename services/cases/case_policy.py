@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from marshmallow import Schema, ValidationError, fields, validate
 
 from shared.campaign.policy import PolicyError
+from shared.campaign.workdays import read_yaml
 from shared.kernel.errors import flatten
 
 ENV_VAR = "GRASSROOTS_CASE_POLICY"
@@ -97,10 +97,4 @@ def parse_case_policy(raw: Any, source: str = "case policy") -> CasePolicy:
 
 def load_case_policy(path: str | Path | None = None) -> CasePolicy:
     source = Path(path or os.environ.get(ENV_VAR) or DEFAULT_PATH)
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"{source}: cannot read the case policy ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{source}: not valid YAML ({exc})") from exc
-    return parse_case_policy(raw, str(source))
+    return parse_case_policy(read_yaml(source, "the case policy", PolicyError), str(source))

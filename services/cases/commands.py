@@ -12,7 +12,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from services.cases import domain as d
+from services.cases import case_commands as c
+from services.cases import deadlines as t
+from services.cases import decisions as d
 from services.cases import rights
 from services.cases import schemas as s
 from shared.runtime.declare import EVERYONE, Act, Command, Route, acts, command
@@ -45,46 +47,46 @@ def _case(cls: type, decide: d.Decision, name: str, action: str, summary: str, a
 
 
 COMMANDS: tuple[Command, ...] = (
-    command(d.RegisterCase, "register_case", "POST", "/cases", "Register a case (立案)",
+    command(c.RegisterCase, "register_case", "POST", "/cases", "Register a case (立案)",
             "operator, hotline", "cases", service=SERVICE, roles=rights.REGISTRARS,
             request=s.RegisterCaseSchema, response=s.AcceptedSchema, status=201,
             prepare=with_case_id, decide=d.register_case, stream=CASE),
-    _case(d.AssignCase, d.assign_case, "assign_case", "assign",
+    _case(c.AssignCase, d.assign_case, "assign_case", "assign",
           "Assign a case to a unit (交办), or arbitrate a return: another unit, or the same "
           "one to uphold", SUPERVISOR_RULE, SUPERVISOR, s.AssignCaseSchema),
-    _case(d.AcceptCase, d.accept_case, "accept_case", "accept", "Accept a case (签收)",
+    _case(c.AcceptCase, d.accept_case, "accept_case", "accept", "Accept a case (签收)",
           UNIT_RULE, UNIT, s.AcceptCaseSchema),
-    _case(d.ReturnCase, d.return_case, "return_case", "return",
+    _case(c.ReturnCase, d.return_case, "return_case", "return",
           "Send a case back with a reason (退回)", UNIT_RULE, UNIT, s.ReturnCaseSchema),
-    _case(d.NoteProgress, d.note_progress, "note_progress", "progress", "Note progress",
+    _case(c.NoteProgress, d.note_progress, "note_progress", "progress", "Note progress",
           UNIT_RULE, UNIT, s.NoteProgressSchema),
-    _case(d.RequestExtension, d.request_extension, "request_extension", "extension-requests",
+    _case(c.RequestExtension, d.request_extension, "request_extension", "extension-requests",
           "Ask for an extension (延期), before the deadline", UNIT_RULE, UNIT,
           s.RequestExtensionSchema),
-    _case(d.DecideExtension, d.decide_extension, "decide_extension", "extension-decisions",
+    _case(c.DecideExtension, d.decide_extension, "decide_extension", "extension-decisions",
           "Approve or deny an extension", SUPERVISOR_RULE, SUPERVISOR, s.DecideExtensionSchema),
-    _case(d.ResolveCase, d.resolve_case, "resolve_case", "resolve", "Resolve a case (办结)",
+    _case(c.ResolveCase, d.resolve_case, "resolve_case", "resolve", "Resolve a case (办结)",
           UNIT_RULE, UNIT, s.ResolveCaseSchema),
-    _case(d.RecordCallback, d.record_callback, "record_callback", "callback",
+    _case(c.RecordCallback, d.record_callback, "record_callback", "callback",
           "Record the resident's verdict (回访); a second unsatisfied one escalates",
           "supervisor, callback; never who resolved it", rights.CALLERS,
           s.RecordCallbackSchema),
-    _case(d.ReopenCase, d.reopen_case, "reopen_case", "reopen", "Send a case back for rework "
+    _case(c.ReopenCase, d.reopen_case, "reopen_case", "reopen", "Send a case back for rework "
           "(重办)", SUPERVISOR_RULE, SUPERVISOR, s.ReopenCaseSchema),
-    _case(d.CloseCase, d.close_case, "close_case", "close", "Close a case for good (销号)",
+    _case(c.CloseCase, d.close_case, "close_case", "close", "Close a case for good (销号)",
           SUPERVISOR_RULE, SUPERVISOR, s.CloseCaseSchema),
-    _case(d.ParkCase, d.park_case, "park_case", "park",
+    _case(c.ParkCase, d.park_case, "park_case", "park",
           "Park a case until a review date (挂账)", SUPERVISOR_RULE, SUPERVISOR,
           s.ParkCaseSchema),
 )
 
 # Sent by the service itself: its clock (timed.py) and its intake of visits.
 TIMED: tuple[Act, ...] = (
-    Act(d.WarnDeadline, d.warn_deadline, CASE),
-    Act(d.MarkOverdue, d.mark_overdue, CASE),
-    Act(d.EscalateCase, d.escalate_case, CASE),
-    Act(d.UnparkCase, d.unpark_case, CASE),
-    Act(d.NoteDifficultyRemoved, d.note_difficulty_removed, CASE),
+    Act(c.WarnDeadline, t.warn_deadline, CASE),
+    Act(c.MarkOverdue, t.mark_overdue, CASE),
+    Act(c.EscalateCase, t.escalate_case, CASE),
+    Act(c.UnparkCase, t.unpark_case, CASE),
+    Act(c.NoteDifficultyRemoved, d.note_difficulty_removed, CASE),
 )
 ACTS: dict[type, Act] = acts((*COMMANDS, *TIMED))
 NAMES: dict[type, str] = {row.command: row.name for row in COMMANDS}

@@ -1,10 +1,10 @@
 """The cases service's wire contract: commands in, event data recorded, answers out.
 
-A command schema loads to the keyword arguments of its dataclass in domain.py (the case id
-comes from the URL). The resident's name, phone, address and e-mail are marked personal (as
-the visits service marks the first three), so the log encrypts them under the resident's key
-and never publishes them; `resident_id` is the data subject. Categories are configuration
-(case_policy.yml), so the decision, not the schema, checks a category.
+A command schema loads to the keyword arguments of its dataclass in case_commands.py (the
+case id comes from the URL). The resident's name, phone, address and e-mail are marked
+personal (as the visits service marks the first three), so the log encrypts them under the
+resident's key and never publishes them; `resident_id` is the data subject. Categories are
+configuration (case_policy.yml), so the decision, not the schema, checks a category.
 """
 
 from __future__ import annotations

@@ -122,15 +122,20 @@ def calendar_path(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(ENV_VAR) or DEFAULT_PATH)
 
 
+def read_yaml(source: Path, what: str, error: type[ValueError]) -> Any:
+    """A configuration file's parsed YAML; `error` names the file and `what` it is when it
+    cannot be read or is not YAML (the holidays file here, the cases service's policy too)."""
+    try:
+        return yaml.safe_load(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{source}: cannot read {what} ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{source}: not valid YAML ({exc})") from exc
+
+
 def load_calendar(path: str | Path | None = None) -> WorkCalendar:
     source = calendar_path(path)
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CalendarError(f"{source}: cannot read the holidays file ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise CalendarError(f"{source}: not valid YAML ({exc})") from exc
-    return parse_calendar(raw, str(source))
+    return parse_calendar(read_yaml(source, "the holidays file", CalendarError), str(source))
 
 
 @cache

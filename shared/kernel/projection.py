@@ -96,7 +96,8 @@ class Projector:
     def __init__(self, projection: Projection, engine: Engine) -> None:
         self.projection = projection
         self.engine = engine
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # one writer of the view's tables at a time
+        self._catching_up = threading.Lock()  # one catch-up at a time
         self.rebuilding = False
         with exclusive(engine, "grassroots.schema") as conn:
             checkpoint_metadata.create_all(conn)
@@ -185,28 +186,51 @@ class Projector:
 
     def catch_up(
         self, fetch: Fetch, *, until: datetime | None = None, page: int = 2000,
-        progress: Progress | None = None,
+        progress: Progress | None = None, wait: bool = True,
     ) -> int:
-        """Pull every source's log from the checkpoint on and apply it; returns how many."""
+        """Pull every source's log from the checkpoint on and apply it; returns how many.
+
+        One catch-up runs at a time; with `wait=False` a call made while another runs returns
+        0 at once (that one, or the next, folds what this one would have). Pages are fetched
+        without holding the view: a fetch is a remote call that may take its whole timeout
+        when the broker is in trouble, and meanwhile live deliveries go on applying what
+        continues the checkpoint (a page then holds records already applied, which
+        `apply_batch` skips). A chaos run showed why: every worker of a view waiting behind one
+        slow catch-up, until the view could not even answer `status`.
+        """
+        if not self._catching_up.acquire(blocking=wait):
+            return 0
+        try:
+            return self._catch_up_all(fetch, until, page, progress)
+        finally:
+            self._catching_up.release()
+
+    def _catch_up_all(self, fetch: Fetch, until: datetime | None, page: int,
+                      progress: Progress | None) -> int:
         total = 0
-        with self._lock, _older_objects_set_aside():
+        with _older_objects_set_aside():
             for source in self.projection.sources:
-                while True:
-                    after = self.checkpoints()[source]
-                    records = fetch(source, after, page, until)
-                    if not records:
-                        break
-                    applied, _ = self.apply_batch(records)
-                    total += applied
-                    if progress is not None:
-                        progress(source, records[-1].position)
-                    if applied == 0:
-                        log.error(
-                            "%s: the %s log at position %d does not continue the history this "
-                            "view was built from (was the log replaced?); rebuild the view",
-                            self.name, source, records[0].position)
-                        break
+                total += self._catch_up_source(fetch, source, until, page, progress)
         return total
+
+    def _catch_up_source(self, fetch: Fetch, source: str, until: datetime | None, page: int,
+                         progress: Progress | None) -> int:
+        total = 0
+        while True:
+            after = self.checkpoints()[source]
+            records = fetch(source, after, page, until)
+            if not records:
+                return total
+            applied, _ = self.apply_batch(records)
+            total += applied
+            if progress is not None:
+                progress(source, records[-1].position)
+            if applied == 0 and self.checkpoints()[source] == after:
+                log.error(
+                    "%s: the %s log at position %d does not continue the history this "
+                    "view was built from (was the log replaced?); rebuild the view",
+                    self.name, source, records[0].position)
+                return total
 
     def position_at(self, fetch: Fetch, source: str, instant: datetime) -> int:
         """The last position of `source` recorded by `instant` (0: none), with the view caught
@@ -245,16 +269,19 @@ class Projector:
             self.projection.metadata.create_all(self.engine)
 
     def rebuild(self, fetch: Fetch, progress: Progress | None = None, page: int = 10000) -> int:
-        """Reset and fold every source log again; live deliveries wait meanwhile.
+        """Reset and fold every source log again; live deliveries wait meanwhile (or, from
+        the bus, leave it to the rebuild and the catch-ups after it: `deliver`).
 
         Pages are larger than a catch-up's: each costs a transaction, the checkpoints and the
         view's lookups, and nobody waits for a rebuild's first rows (a remote log caps them).
+        A catch-up in progress is waited for first, as the tables' lock is taken after it
+        everywhere.
         """
-        with self._lock:
+        with self._catching_up, self._lock:
             self.rebuilding = True
             try:
                 self.reset()
-                return self.catch_up(fetch, progress=progress, page=page)
+                return self._catch_up_all(fetch, None, page, progress)
             finally:
                 self.rebuilding = False
 

@@ -208,7 +208,7 @@ class ViewService:
         published while this view's consumer was away). A source that cannot be reached is
         tried again on the next tick."""
         try:
-            self.view.catch_up(self.logs)
+            self.view.catch_up(self.logs, wait=False)  # one may be running already
         except (*BROKER_ERRORS, RpcTimeout, UnknownService, Unavailable) as exc:
             logger.warning("catch-up postponed, a log is unreachable: %r", exc)
 

@@ -221,11 +221,16 @@ class LogReader(DependencyProvider):
 def deliver(projector: Projector, event: dict[str, Any], fetch: Fetch) -> int:
     """Apply one event from the bus; on a gap, catch up from the source log first.
 
-    Redelivered events change nothing (their position is at or below the checkpoint).
+    Redelivered events change nothing (their position is at or below the checkpoint). A
+    delivery never waits for a catch-up or a rebuild in progress: that one (or the next
+    tick's) folds the event from the log, and a worker waiting for it is a worker the
+    service's `status` and other calls cannot have.
     """
+    if projector.rebuilding:
+        return 0
     applied, gap = projector.apply_batch([Record.from_cloudevent(event)])
     if gap:
-        applied += projector.catch_up(fetch)
+        applied += projector.catch_up(fetch, wait=False)
     return applied
 
 

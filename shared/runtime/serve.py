@@ -4,7 +4,8 @@ under the service's own file), the catalogued class of a service module (which a
 base classes), without the libraries' deprecation notices in the service logs (see
 shared.runtime.quiet), under a umask of 077 (see shared.runtime.private), with nameko made to
 survive the broker going away (see shared.runtime.survive), in a container that stops within
-seconds of SIGTERM (see shared.runtime.stopping)."""
+seconds of SIGTERM (see shared.runtime.stopping), and `kill -USR1` logging its green threads'
+stacks (see shared.runtime.stacks)."""
 
 from __future__ import annotations
 
@@ -29,12 +30,14 @@ def main() -> int:
     eventlet.monkey_patch()  # as `nameko run` does, before the services are imported
     from nameko.cli.run import import_service, run
 
+    from shared.runtime import stacks
     from shared.runtime.catalogue import class_path
     from shared.runtime.config import load_config_file
     from shared.runtime.stopping import CLASS_PATH
     from shared.runtime.survive import install
 
     install()  # no service process dies because the broker went away (see survive.py)
+    stacks.install()  # kill -USR1 logs every green thread's stack (see stacks.py)
 
     config = load_config_file(args.config) if args.config else {"AMQP_URI": args.broker}
     config.setdefault("SERVICE_CONTAINER_CLS", CLASS_PATH)

@@ -17,7 +17,9 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import os
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -158,9 +160,11 @@ def _log_errors(st: Stage, since: dict[str, int], most: int = 3) -> dict[str, li
     return out
 
 
-def _recovery(load: Load, uri: str, healed: float, service: str) -> float | None:
+def _recovery(load: Load, st: Stage, healed: float, service: str) -> float | None:
     """Seconds from healing until a write sent after it is acknowledged and every view
-    reading its log has folded it; None if that takes over RECOVER_TIMEOUT."""
+    reading its log has folded it; None if that takes over RECOVER_TIMEOUT (then the
+    services' green threads are shown, to see what waits)."""
+    uri = st.harness_uri
     deadline = healed + RECOVER_TIMEOUT
     first = None
     while first is None:
@@ -182,7 +186,26 @@ def _recovery(load: Load, uri: str, healed: float, service: str) -> float | None
                 return round(time.monotonic() - healed, 2)
         time.sleep(0.05)
     say(f"  not recovered: write at {first.position}; views last said {last!r}")
+    _show_stacks(st, [service, *readers])
     return None
+
+
+def _show_stacks(st: Stage, names: list[str]) -> None:
+    """Ask these services for their green threads' stacks (shared/runtime/stacks.py) and
+    show what they wrote, indented, with the suite's other lines."""
+    sizes = _log_sizes(st)
+    for name in names:
+        proc = st.platform.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGUSR1)
+    time.sleep(1.0)
+    for name in names:
+        with open(st.platform.var / "log" / f"{name}.log", "rb") as log:
+            log.seek(sizes.get(name, 0))
+            text = log.read().decode("utf-8", "replace")
+        say(f"  {name}'s green threads:")
+        for line in text.splitlines()[-400:]:
+            say(f"    {line}")
 
 
 def _phase(fault: Fault, st: Stage, load: Load, logs: Logs, seconds: float,
@@ -202,7 +225,7 @@ def _phase(fault: Fault, st: Stage, load: Load, logs: Logs, seconds: float,
     time.sleep(st.down)
     healed = time.monotonic()
     fault.heal(st)
-    recover = _recovery(load, st.harness_uri, healed, service)
+    recover = _recovery(load, st, healed, service)
     time.sleep(seconds * 0.3)
     ended = time.monotonic()
     load.pause()

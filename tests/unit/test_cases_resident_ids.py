@@ -1,5 +1,6 @@
-"""A resident id given at registration must be one the platform issued (services/cases/domain.py
-decides with the lookup its Context carries): never a made-up one, nor a forgotten resident's."""
+"""A resident id given at registration must be one the platform issued
+(services/cases/decisions.py decides with the lookup its Context carries): never a made-up
+one, nor a forgotten resident's."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
+import eventlet
 import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select, update
 from sqlalchemy.engine import Engine
@@ -144,6 +145,36 @@ def test_deliver_from_the_bus_catches_up_on_a_gap(log, projector):
     status = view_status(projector, lambda source: log.last_position() + 2)
     assert status == {"projection": "counts", "rebuilding": False,
                       "sources": {"alpha": {"checkpoint": 6, "head": 8, "lag": 2}}}
+
+
+def test_a_catch_up_waiting_on_its_fetch_holds_no_delivery_back(log, projector):
+    """A catch-up whose fetch is slow (a remote log call while the broker is in trouble) does
+    not hold the view: deliveries that continue the checkpoint are applied meanwhile, one
+    after a gap leaves it to the running catch-up, a second catch-up returns at once, and in
+    the end every record is folded exactly once (a chaos run had every worker of a view wait
+    behind one such catch-up, until the view did not answer `status`)."""
+    records = fill(log, 6)
+    events = [r.to_cloudevent(personal=False) for r in records]
+    fetch = log_fetch({"alpha": log})
+    release = eventlet.Event()
+
+    def slow(source: str, after: int, limit: int, until: datetime | None) -> list[Record]:
+        page = list(fetch(source, after, limit, until))  # read now, handed over later
+        release.wait()
+        return page
+
+    catching = eventlet.spawn(projector.catch_up, slow)
+    eventlet.sleep(0)  # it waits in its first fetch, holding records 1-6
+    with eventlet.Timeout(5):
+        assert deliver(projector, events[0], fetch) == 1
+        assert deliver(projector, events[1], fetch) == 1
+        assert deliver(projector, events[4], fetch) == 0  # a gap: the catch-up's to fill
+        assert projector.catch_up(fetch, wait=False) == 0  # one is running
+    release.send()
+    assert catching.wait() == 4  # 3-6: 1 and 2 were applied live, and are skipped
+    assert projector.checkpoints() == {"alpha": 6}
+    assert rows(projector.engine) == reference(records)
+    assert [p for _, p in projector.projection.seen] == list(range(1, 7))
 
 
 def test_rows_and_checkpoint_commit_together(log, tmp_path):
