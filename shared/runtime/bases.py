@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import eventlet
+from amqp.exceptions import AMQPError
+from kombu.exceptions import KombuError
 from marshmallow import Schema
 from nameko.events import event_handler
 from nameko.exceptions import RpcTimeout, UnknownService
@@ -53,12 +55,23 @@ RETRY_AFTER = 2  # seconds a client is told to wait when the database is away
 logger = logging.getLogger(__name__)
 
 
+# What a call to another service's log raises when that service or the broker is away (not
+# any OSError: a file this service cannot write is a fault to see, not a 503).
+REMOTE_AWAY: tuple[type[BaseException], ...] = (
+    RpcTimeout, UnknownService, ConnectionError, TimeoutError, AMQPError, KombuError)
+CATCH_UP_POSTPONED: tuple[type[BaseException], ...] = (*BROKER_ERRORS, *REMOTE_AWAY, Unavailable)
+
+
 @contextmanager
 def database(log: EventLog) -> Iterator[None]:
-    """Turn the log's database being away into Unavailable (503 at the gateway, retry after
-    RETRY_AFTER seconds) instead of an error its callers cannot tell from a bug."""
+    """Turn the log's database being away, or another service's log this decision reads (the
+    roster of visits, say), into Unavailable (503 at the gateway, retry after RETRY_AFTER
+    seconds) instead of an error its callers cannot tell from a bug."""
     try:
         yield
+    except REMOTE_AWAY as exc:
+        logger.warning("a log %s reads is unreachable: %r", log.service, exc)
+        raise Unavailable("a service this one reads", RETRY_AFTER) from None
     except Exception as exc:
         if not outage(log.engine, exc):
             raise
@@ -209,7 +222,7 @@ class ViewService:
         tried again on the next tick."""
         try:
             self.view.catch_up(self.logs, wait=False)  # one may be running already
-        except (*BROKER_ERRORS, RpcTimeout, UnknownService, Unavailable) as exc:
+        except CATCH_UP_POSTPONED as exc:
             logger.warning("catch-up postponed, a log is unreachable: %r", exc)
 
     @rpc

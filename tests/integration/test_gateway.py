@@ -27,7 +27,8 @@ from shared.tools.broker import free_port
 COMPLIANCE_QUEUE = "evt-visits-#--compliance.on_visits_event"
 EVENT_QUEUES = (COMPLIANCE_QUEUE, "evt-cases-#--caseboard.on_cases_event",
                 *(f"evt-visits-visit.{kind}--cases.on_visit_{kind}"
-                  for kind in ("recorded", "corrected", "retracted")))
+                  for kind in ("recorded", "corrected", "retracted")),
+                "evt-visits-subject.forgotten--cases.on_subject_forgotten")
 PRINCIPAL_KEY = generate_key()  # the gateway signs principals with it, visits checks them
 YESTERDAY = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date() - dt.timedelta(days=1)
 MONTH = YESTERDAY.strftime("%Y-%m")
