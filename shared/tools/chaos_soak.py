@@ -15,6 +15,7 @@ import random
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ def _window(st: Stage, load: Load, start: float, end: float, lags: list[float],
     return {
         "at_s": round(start - load.started, 1), "fault": fault, "acked": len(latencies),
         "failed": sum(not o.acked for o in done),
+        "failed_by": dict(Counter(str(o.status) for o in done if not o.acked)),
         "p50_ms": _ms(latencies, 0.5), "p99_ms": _ms(latencies, 0.99),
         "view_lag": max(lags, default=0.0),
         "rss_mb": {n: rss_mb(p.pid) for n, p in st.platform.procs.items()},
@@ -80,6 +82,9 @@ def _flat(first: dict[str, Any], last: dict[str, Any]) -> dict[str, bool]:
            for n, mb in last["rss_mb"].items()}
     for key in ("p50_ms", "p99_ms", "view_lag"):
         out[key] = within(first[key], last[key], FLAT_MARGINS[key])
+    # A platform that no longer acknowledges writes has no latency or lag to speak of: its
+    # zeros are not flat (a soak once ended so, with every figure "flat").
+    out["serving"] = last["acked"] >= first["acked"] / FLAT_RATIO / 2
     return out
 
 
@@ -162,6 +167,8 @@ def soak_table(result: dict[str, Any]) -> str:
     for name, mb in last["rss_mb"].items():
         lines.append(f"{'rss_mb ' + name:<22}{first['rss_mb'].get(name, 0):>10}{mb:>10}  "
                      f"{result['flat']['rss_mb.' + name]}")
+    lines.append(f"{'acked last/first':<22}{first['acked']:>10}{last['acked']:>10}  "
+                 f"{result['flat']['serving']}")
     lines.append(f"acked {result['acked']}, lost {result['lost']}, duplicates "
                  f"{result['duplicates']}, views "
                  f"{'equal' if result['views_equal'] else 'DIFFER'}: "
