@@ -145,14 +145,19 @@ def _log_sizes(st: Stage) -> dict[str, int]:
             for n in catalogue.names()}
 
 
+def _logged_since(st: Stage, name: str, size: int) -> list[str]:
+    """The lines a service's log gained after it was `size` bytes long."""
+    with open(st.platform.var / "log" / f"{name}.log", "rb") as log:
+        log.seek(size)
+        return log.read().decode("utf-8", "replace").splitlines()
+
+
 def _log_errors(st: Stage, since: dict[str, int], most: int = 3) -> dict[str, list[str]]:
     """The first distinct error lines each service logged since `since` (sizes): what to
     quote when a fault shows a failure that belongs to the runtime."""
     out = {}
     for name, size in since.items():
-        with open(st.platform.var / "log" / f"{name}.log", "rb") as log:
-            log.seek(size)
-            lines = log.read().decode("utf-8", "replace").splitlines()
+        lines = _logged_since(st, name, size)
         found = list(dict.fromkeys(line.strip()[:200] for line in lines
                                    if ERROR_LINE.search(line)))[:most]
         if found:
@@ -200,11 +205,8 @@ def _show_stacks(st: Stage, names: list[str]) -> None:
             os.kill(proc.pid, signal.SIGUSR1)
     time.sleep(1.0)
     for name in names:
-        with open(st.platform.var / "log" / f"{name}.log", "rb") as log:
-            log.seek(sizes.get(name, 0))
-            text = log.read().decode("utf-8", "replace")
         say(f"  {name}'s green threads:")
-        for line in text.splitlines()[-400:]:
+        for line in _logged_since(st, name, sizes.get(name, 0))[-400:]:
             say(f"    {line}")
 
 
