@@ -34,7 +34,7 @@ from services.cases.commands import COMMANDS
 from services.visits.events import VISIT_CORRECTED, VISIT_RECORDED, VISIT_RETRACTED
 from shared.campaign.roster import ROSTER_EVENT_TYPES, Roster
 from shared.campaign.workdays import default_calendar
-from shared.eventlog import EventLog, ForgottenSubjectError, NewEvent, Record
+from shared.eventlog import EventLog, NewEvent, Record
 from shared.kernel.commands import MemoryFold, execute, load
 from shared.kernel.errors import NotFound
 from shared.kernel.projection import Fetch, Projector
@@ -219,13 +219,10 @@ class CasesService(bases.WriteService):
 
     def _known(self, resident_id: str) -> bool | None:
         """True: issued; False: forgotten; None: not known here (yet)."""
-        try:
-            _, fresh = self.log.keys.keys_for_writing([resident_id])
-        except ForgottenSubjectError:
-            return False
-        if resident_id not in fresh or self.visit_intake.issued(self.log, resident_id):
-            return True
-        return None
+        held = self.log.keys.holds(resident_id)
+        if held is not None:
+            return held
+        return True if self.visit_intake.issued(self.log, resident_id) else None
 
     def decide(self, command: Any, history: list[Record], who: Principal,
                now: datetime) -> list[NewEvent]:

@@ -89,6 +89,18 @@ class KeyStore:
         fresh = {s: AESGCM.generate_key(bit_length=256) for s in wanted - known.keys()}
         return {**known, **fresh}, fresh
 
+    def holds(self, subject: str) -> bool | None:
+        """Whether this store holds the subject's key: True; False once it was erased; None
+        when it never had one. (Asked without making a key, unlike `keys_for_writing`.)"""
+        rows = self._select({subject})
+        if not rows:
+            return None
+        try:
+            _usable(rows)
+        except ForgottenSubjectError:
+            return False
+        return True
+
     def _select(self, subjects: set[str]) -> list[Any]:
         """(subject, key, erased_at) rows of these subjects, on a bare pooled connection:
         SQLAlchemy's statement machinery cost more than the query on every append."""

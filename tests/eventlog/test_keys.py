@@ -145,3 +145,13 @@ def test_two_writers_making_a_first_key_at_once_share_one(
         assert log.read_stream("resident-a")[0].data == {"name": "Ann Smith"}
         assert log.read_stream("resident-b")[0].data == {"name": "Bea Jones"}
     assert keyed.verify().ok
+
+
+def test_holds_tells_held_erased_and_unknown_without_making_a_key(keyed, key_rows):
+    assert keyed.keys.holds("r-never") is None
+    assert key_rows() == [], "asking made no key"
+    keyed.append("resident-1", [resident("r-held")])
+    assert keyed.keys.holds("r-held") is True
+    keyed.forget("r-held", actor="dpo")
+    assert keyed.keys.holds("r-held") is False
+    assert key_rows() == ["r-held"]
