@@ -57,20 +57,35 @@ def case_policy() -> CasePolicy:
 
 class RemoteRoster:
     """The roster folded from the visits log over RPC, reading only what was appended since
-    the last call (the kernel's MemoryFold reads a service's own log only)."""
+    the last call (the kernel's MemoryFold reads a service's own log only). The intake feeds
+    it the visits records it holds anyway, so taking a visit up asks the visits log nothing
+    more."""
 
     def __init__(self) -> None:
         self.roster, self.position = Roster(), 0
 
-    def current(self, logs: RemoteLogs) -> Roster:
+    def current(self, logs: Fetch, upto: int | None = None) -> Roster:
+        """The roster at the visits log's head (an RPC at least), or, given `upto`, at that
+        position or later (no RPC once fed that far)."""
+        if upto is not None and self.position >= upto:
+            return self.roster
         while page := logs(VISITS, self.position, PAGE, None):
-            for record in page:
-                if record.type in ROSTER_EVENT_TYPES:
-                    self.roster = self.roster.apply(record)
-                self.position = record.position
+            self.feed(page)
             if len(page) < PAGE:
                 break
         return self.roster
+
+    def feed(self, records: Sequence[Record]) -> None:
+        """Fold the records that continue what it read; those it has are skipped (two green
+        threads may read one page), and a gap ends the feed (the next `current` reads it)."""
+        for record in records:
+            if record.position <= self.position:
+                continue
+            if record.position != self.position + 1:
+                return
+            if record.type in ROSTER_EVENT_TYPES:
+                self.roster = self.roster.apply(record)
+            self.position = record.position
 
 
 class VisitIntake:
@@ -95,26 +110,33 @@ class VisitIntake:
         """Whether the visits log, as far as taken up, issued this resident id."""
         return intake_view.issued(self._projector(log).engine, resident_id)
 
-    def follow(self, log: EventLog, fetch: Fetch, context: Callable[[], domain.Context],
+    def follow(self, log: EventLog, fetch: Fetch,
+               context: Callable[[Sequence[Record]], domain.Context],
                event: dict[str, Any] | None = None) -> list[Record]:
         """Take up every visits record after the checkpoint: the one the bus brought if it is
-        the next, else what the visits log holds. Returns the records it appended to the cases
-        log (a command sent before answers with its first records, which are older than
-        `start`)."""
+        the next, else what the visits log holds; nothing for one already taken up (a
+        redelivery, or a backlog the tick's catch-up overtook), without asking the visits
+        log. Returns the records it appended to the cases log (a command sent before answers
+        with its first records, which are older than `start`). `context(page)` is the
+        decisions' context for a page of visits records."""
         appended: list[Record] = []
+        live = [Record.from_cloudevent(event)] if event else []
+        if live and live[0].position <= intake_view.head(self._projector(log).engine)[0]:
+            return []
         with self.lock:
             projector = self._projector(log)
             start = log.last_position()
             position, hash_ = intake_view.head(projector.engine)
-            live = [Record.from_cloudevent(event)] if event else []
+            if live and live[0].position <= position:
+                return []  # taken up while this waited for the lock
             page = live if live and live[0].position == position + 1 else self._next(
                 fetch, position)
-            ctx = context() if page else None
-            while page and ctx is not None:
+            while page:
                 if hash_ and page[0].prev_hash != hash_:
                     logger.error("the visits log at %d does not continue what the intake took "
                                  "up (was it replaced?)", page[0].position)
                     break
+                ctx = context(page)
                 with projector.engine.connect() as conn:
                     known = intake_view.facts(conn, (r.data["visit_id"] for r in page
                                                      if r.type in intake.TYPES))
@@ -200,9 +222,15 @@ class CasesService(bases.WriteService):
     roster_fold: RemoteRoster = Kept(RemoteRoster)
     visit_intake: VisitIntake = Kept(VisitIntake)
 
-    def context(self, who: Principal, now: datetime) -> domain.Context:
-        return domain.Context(now, who, self.policy, case_policy(), default_calendar(),
-                              self.roster_fold.current(self.logs), issued=self.issued)
+    def context(self, who: Principal, now: datetime,
+                page: Sequence[Record] = ()) -> domain.Context:
+        """The decisions' context: the roster at the visits log's head, or, for the intake
+        taking up `page`, fed from the page itself (at least as new as its records)."""
+        if page:
+            self.roster_fold.feed(page)
+        roster = self.roster_fold.current(self.logs, page[-1].position if page else None)
+        return domain.Context(now, who, self.policy, case_policy(), default_calendar(), roster,
+                              issued=self.issued)
 
     def issued(self, resident_id: str) -> bool:
         """Whether the platform issued this resident id and has not forgotten the resident:
@@ -256,7 +284,8 @@ class CasesService(bases.WriteService):
         events that appended."""
         with bases.database(self.log):
             return len(self.visit_intake.follow(
-                self.log, self.logs, lambda: self.context(intake.INTAKE, self.clock.now()), event))
+                self.log, self.logs,
+                lambda page: self.context(intake.INTAKE, self.clock.now(), page), event))
 
     @rpc
     def get_case(self, principal: Any, case_id: str) -> dict[str, Any]:

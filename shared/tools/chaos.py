@@ -35,7 +35,7 @@ from shared.tools import brokerauth
 from shared.tools.broker import HOST, LocalRabbit, free_port
 from shared.tools.brokerauth import GRANTS, Grant
 from shared.tools.chaos_checks import Logs, settle, view_checkpoints, view_differences
-from shared.tools.chaos_faults import FAULTS, Fault, Stage
+from shared.tools.chaos_faults import FAULTS, Fault, Stage, died, exits
 from shared.tools.chaos_load import Load, roster, write_route
 from shared.tools.chaos_proxy import Proxy
 from shared.tools.postgres import TempPostgres
@@ -222,7 +222,7 @@ def _phase(fault: Fault, st: Stage, load: Load, logs: Logs, seconds: float,
     say(f"chaos: {fault.name}: {fault.summary} ...")
     load.resume()
     time.sleep(seconds * 0.3)
-    injected, sizes = time.monotonic(), _log_sizes(st)
+    injected, sizes, before = time.monotonic(), _log_sizes(st), exits(st.platform)
     fault.inject(st)
     time.sleep(st.down)
     healed = time.monotonic()
@@ -244,9 +244,10 @@ def _phase(fault: Fault, st: Stage, load: Load, logs: Logs, seconds: float,
         views_equal=not any(diffs.values()), view_differences=diffs,
         failed=dict(Counter(str(o.status) for o in window if not o.acked)),
         retried=dict(Counter(str(s) for o in window for s in o.retried)),
-        recover_s=recover, skipped=None, log_errors=_log_errors(st, sizes))
+        recover_s=recover, skipped=None, log_errors=_log_errors(st, sizes),
+        died=died(before, exits(st.platform), int(fault.kills)))
     result["ok"] = (result["lost"] == 0 and result["duplicates"] == 0
-                    and result["views_equal"] and recover is not None
+                    and result["views_equal"] and recover is not None and not result["died"]
                     and not any(status.startswith("5") and status not in ("503", "504")
                                 for status in result["failed"]))  # 503/504 are retried
     return result
@@ -289,14 +290,16 @@ def run(faults: list[str], seconds: float = 10, clients: int = 4,
 
 def table(result: dict[str, Any]) -> str:
     """The report as a plain table, one line per fault."""
-    head = ("fault", "acked", "lost", "dup", "views", "failed", "retried", "recover s", "ok")
+    head = ("fault", "acked", "lost", "dup", "views", "failed", "retried", "died", "recover s",
+            "ok")
     rows = [head]
     for f in result["faults"]:
         if f["skipped"]:
-            rows.append((f["fault"], "-", "-", "-", "-", f"skipped: {f['skipped']}", "", "", ""))
+            rows.append((f["fault"], "-", "-", "-", "-", f"skipped: {f['skipped']}", "", "", "",
+                         ""))
             continue
         counts = [", ".join(f"{k}:{v}" for k, v in sorted(f[key].items())) or "0"
-                  for key in ("failed", "retried")]
+                  for key in ("failed", "retried", "died")]
         rows.append((f["fault"], str(f["acked_in_fault"]), str(f["lost"]), str(f["duplicates"]),
                      "equal" if f["views_equal"] else "DIFFER", *counts,
                      "-" if f["recover_s"] is None else f"{f['recover_s']:.2f}",

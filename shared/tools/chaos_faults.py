@@ -29,6 +29,18 @@ COPY_HEADER = "x-chaos-copy"  # marks the doubler's copies, so it never copies a
 DISK_SIZE = "128m"
 CLOCK_STEP = "-3600"  # libfaketime's relative offset: an hour back
 RESTART_WAIT = 60.0  # how long `kill` waits for the supervisor to bring a service back
+FAKETIME_FIX = Path(__file__).parent / "faketime_fix"  # its sitecustomize says why
+
+
+def exits(platform: Any) -> dict[str, int]:
+    """How many times each service has died so far (the supervisor's count)."""
+    return {name: child.exits for name, child in platform.children.items()}
+
+
+def died(before: dict[str, int], after: dict[str, int], killed: int) -> dict[str, int]:
+    """Deaths between two `exits` counts beyond the `killed` each a fault did on purpose."""
+    return {n: after[n] - before.get(n, 0) - killed for n in after
+            if after[n] - before.get(n, 0) > killed}
 
 
 @dataclass
@@ -49,6 +61,7 @@ class Stage:
 class Fault:
     name = ""
     summary = ""
+    kills = False  # whether it kills every service once (any other death is a failure)
 
     def unavailable(self, stage: Stage) -> str | None:
         """Why this fault cannot run here (None: it can)."""
@@ -69,6 +82,7 @@ class Fault:
 
 class Kill(Fault):
     name, summary = "kill", "kill -9 of every service in turn; the supervisor restarts it"
+    kills = True
 
     def inject(self, stage: Stage) -> None:
         for name in catalogue.names():
@@ -239,7 +253,8 @@ class Disk(Fault):
 class Clock(Fault):
     """The services' wall clock stepped back an hour by libfaketime (Debian's `faketime`),
     preloaded into every service with its offset read from a file on each call; monotonic
-    clocks (timeouts, backoff) keep real time."""
+    clocks (timeouts, backoff) keep real time. With it goes `faketime_fix` (a sitecustomize
+    that mends a libfaketime bug which made every service die at every broker fault)."""
 
     name, summary = "clock", "the services' wall clock stepped back an hour"
 
@@ -253,7 +268,9 @@ class Clock(Fault):
         self.file = work / "faketime"
         self.file.write_text("+0\n")
         env.update(LD_PRELOAD=found[0], FAKETIME_TIMESTAMP_FILE=str(self.file),
-                   FAKETIME_NO_CACHE="1", FAKETIME_DONT_FAKE_MONOTONIC="1")
+                   FAKETIME_NO_CACHE="1", FAKETIME_DONT_FAKE_MONOTONIC="1",
+                   PYTHONPATH=os.pathsep.join(filter(None, [
+                       str(FAKETIME_FIX), env.get("PYTHONPATH") or os.environ.get("PYTHONPATH")])))
 
     def unavailable(self, stage: Stage) -> str | None:
         return None if self.file else "libfaketime is missing: scripts/ensure-faketime.sh"

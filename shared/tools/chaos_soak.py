@@ -22,7 +22,7 @@ from typing import Any
 from shared.runtime import catalogue
 from shared.tools.chaos import _Supervisor, say, stage
 from shared.tools.chaos_checks import Logs, settle, view_checkpoints, view_differences
-from shared.tools.chaos_faults import FAULTS, Stage
+from shared.tools.chaos_faults import FAULTS, Fault, Stage, died, exits
 from shared.tools.chaos_load import Load, Outcome, roster, write_route
 
 WARMUP = 10.0  # seconds of unpaced load that measure capacity
@@ -61,11 +61,13 @@ def _lag(uri: str, service: str) -> float:
 
 
 def _window(st: Stage, load: Load, start: float, end: float, lags: list[float],
-            fault: str | None) -> dict[str, Any]:
+            fault: Fault | None, before: dict[str, int]) -> dict[str, Any]:
     done: list[Outcome] = load.since(start, end)
     latencies = [o.latency for o in done if o.acked]
     return {
-        "at_s": round(start - load.started, 1), "fault": fault, "acked": len(latencies),
+        "at_s": round(start - load.started, 1), "fault": fault.name if fault else None,
+        "acked": len(latencies),
+        "died": died(before, exits(st.platform), int(fault.kills) if fault else 0),
         "failed": sum(not o.acked for o in done),
         "failed_by": dict(Counter(str(o.status) for o in done if not o.acked)),
         "p50_ms": _ms(latencies, 0.5), "p99_ms": _ms(latencies, 0.99),
@@ -116,19 +118,18 @@ def soak(seconds: float, faults: list[str], clients: int = 4,
         load.started = time.monotonic()
         windows, next_fault = [], load.started + every
         while time.monotonic() + window <= load.started + seconds:
-            start, lags, fault = time.monotonic(), [], None
+            start, lags, fault, before = time.monotonic(), [], None, exits(st.platform)
             if start >= next_fault and start + 2 * window <= load.started + seconds and usable:
-                chosen_fault = rng.choice(usable)
-                fault = chosen_fault.name
-                say(f"soak: {fault}")
-                chosen_fault.inject(st)
+                fault = rng.choice(usable)
+                say(f"soak: {fault.name}")
+                fault.inject(st)
                 time.sleep(st.down)
-                chosen_fault.heal(st)
+                fault.heal(st)
                 next_fault = start + every
             while time.monotonic() < start + window:
                 lags.append(_lag(st.harness_uri, service))
                 time.sleep(1.0)
-            windows.append(_window(st, load, start, time.monotonic(), lags, fault))
+            windows.append(_window(st, load, start, time.monotonic(), lags, fault, before))
         load.pause()
         settled = settle(st.harness_uri)
         logs = Logs(st.harness_uri, rf"chaos-{run_id}-\d+")
@@ -146,13 +147,17 @@ def soak(seconds: float, faults: list[str], clients: int = 4,
     first, last = windows[0], windows[-1]
     flat = _flat(first, last)
     lost, dups = logs.lost(service, acked), logs.duplicates()
+    deaths = {n: sum(w["died"].get(n, 0) for w in windows) for n in catalogue.names()}
+    deaths = {n: d for n, d in deaths.items() if d}
     return {
         "database": database, "clients": clients, "seconds": seconds,
         "capacity_s": round(capacity, 1), "rate_s": round(capacity / 2, 1),
         "window_s": window, "fault_every_s": every, "windows": windows, "first": first,
         "last": last, "flat": flat, "acked": len(acked), "lost": lost, "duplicates": dups,
+        "died": deaths,
         "views_equal": not any(diffs.values()), "view_differences": diffs,
-        "ok": lost == 0 and dups == 0 and not any(diffs.values()) and all(flat.values()),
+        "ok": lost == 0 and dups == 0 and not any(diffs.values()) and all(flat.values())
+        and not deaths,
     }
 
 
@@ -169,8 +174,9 @@ def soak_table(result: dict[str, Any]) -> str:
                      f"{result['flat']['rss_mb.' + name]}")
     lines.append(f"{'acked last/first':<22}{first['acked']:>10}{last['acked']:>10}  "
                  f"{result['flat']['serving']}")
+    died = ", ".join(f"{n} {d}" for n, d in result["died"].items()) or "none"
     lines.append(f"acked {result['acked']}, lost {result['lost']}, duplicates "
-                 f"{result['duplicates']}, views "
+                 f"{result['duplicates']}, deaths not caused by a kill: {died}, views "
                  f"{'equal' if result['views_equal'] else 'DIFFER'}: "
                  f"{'every must-hold held' if result['ok'] else 'a must-hold FAILED'}")
     return "\n".join(lines)

@@ -67,6 +67,7 @@ class Child:
     delay: float = 0.0  # the last backoff used; 0 before any death
     restart_at: float | None = None  # when a dead process is due to start again
     deaths: deque[float] = field(default_factory=deque)
+    exits: int = 0  # every death since it was first started (chaos tells expected ones apart)
 
     def started_now(self, pid: int | None, now: float) -> None:
         self.pid, self.started, self.up_since, self.restart_at = pid, now_text(), now, None
@@ -84,6 +85,7 @@ class Child:
             signal_name = exit_text(returncode).removeprefix("signal ")
         else:
             code = returncode
+        self.exits += 1
         self.last_exit = {"code": code, "signal": signal_name, "at": now_text(),
                           "uptime_s": round(now - self.up_since, 1)}
         if counts:

@@ -164,7 +164,7 @@ def send_visit(log: EventLog, command: Any) -> list[Record]:
                    command_id=None, actor=OPERATOR.actor, contract=VISIT_SCHEMAS)
 
 
-def context() -> cases.Context:
+def context(*_: object) -> cases.Context:
     return cases.Context(NOW, intake.INTAKE, POLICY, CASES, CALENDAR, ROSTER)
 
 

@@ -20,3 +20,13 @@ def test_flat_growing_and_dead_windows() -> None:
     dead = _flat(first, window(0, 0.0, 0.0, 0.0, 85.0))
     assert dead["serving"] is False
     assert dead["p99_ms"] is True  # which is why serving is asked as well
+
+
+def test_deaths_beyond_the_kills_a_fault_made_are_counted() -> None:
+    from shared.tools.chaos_faults import died
+
+    before = {"visits": 2, "cases": 0}
+    assert died(before, {"visits": 3, "cases": 1}, killed=1) == {}
+    assert died(before, {"visits": 4, "cases": 1}, killed=1) == {"visits": 1}
+    assert died(before, {"visits": 3, "cases": 0}, killed=0) == {"visits": 1}
+    assert died({}, {"gateway": 1}, killed=0) == {"gateway": 1}
