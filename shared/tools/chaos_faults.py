@@ -26,7 +26,8 @@ from shared.tools.chaos_proxy import Proxy
 from shared.tools.postgres import TempPostgres
 
 COPY_HEADER = "x-chaos-copy"  # marks the doubler's copies, so it never copies a copy
-DISK_SIZE = "128m"
+DISK_SIZE = "25%"  # of memory: what a soak's logs may grow to (tmpfs holds only what is written)
+DISK_ROOM = 16 << 20  # bytes left free when the disk fault shrinks it to fill it
 CLOCK_STEP = "-3600"  # libfaketime's relative offset: an hour back
 RESTART_WAIT = 60.0  # how long `kill` waits for the supervisor to bring a service back
 FAKETIME_FIX = Path(__file__).parent / "faketime_fix"  # its sitecustomize says why
@@ -196,8 +197,10 @@ class Postgres(Fault):
 
 
 class Disk(Fault):
-    """The write services' logs on a small tmpfs the suite mounts; a file fills it until
-    writes fail, and is deleted to heal."""
+    """The write services' logs on a tmpfs the suite mounts. To inject, it is shrunk to what
+    the logs use plus DISK_ROOM and a file fills that until writes fail; to heal, the file is
+    deleted and the size restored. (It was a fixed 128 MB, which an hour-long soak's logs
+    filled by themselves after 25 minutes: every write failed from then on.)"""
 
     name, summary = "disk", "the logs' filesystem filled until writes fail, then freed"
 
@@ -227,8 +230,15 @@ class Disk(Fault):
     def unavailable(self, stage: Stage) -> str | None:
         return self.why_not
 
+    def _resize(self, size: str) -> None:
+        assert self.mount is not None
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(self.mount)],
+                       capture_output=True, text=True, check=True)
+
     def inject(self, stage: Stage) -> None:
         assert self.mount is not None
+        fs = os.statvfs(self.mount)
+        self._resize(f"{((fs.f_blocks - fs.f_bfree) * fs.f_frsize + DISK_ROOM) >> 10}k")
         block = b"\0" * (1 << 20)
         with open(self.mount / "filler", "wb") as out:
             try:
@@ -243,6 +253,7 @@ class Disk(Fault):
     def heal(self, stage: Stage) -> None:
         assert self.mount is not None
         (self.mount / "filler").unlink()
+        self._resize(DISK_SIZE)
 
     def teardown(self) -> None:
         if self.mount is not None:
