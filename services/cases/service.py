@@ -59,21 +59,36 @@ class RemoteRoster:
     """The roster folded from the visits log over RPC, reading only what was appended since
     the last call (the kernel's MemoryFold reads a service's own log only). The intake feeds
     it the visits records it holds anyway, so taking a visit up asks the visits log nothing
-    more."""
+    more. From a cold start it reads only the roster's events up to the log's head (the
+    log's type index): a restart no longer reads every visit over RPC."""
 
     def __init__(self) -> None:
         self.roster, self.position = Roster(), 0
 
-    def current(self, logs: Fetch, upto: int | None = None) -> Roster:
+    def current(self, logs: RemoteLogs, upto: int | None = None) -> Roster:
         """The roster at the visits log's head (an RPC at least), or, given `upto`, at that
         position or later (no RPC once fed that far)."""
         if upto is not None and self.position >= upto:
             return self.roster
+        if self.position == 0:
+            self._cold_start(logs)
         while page := logs(VISITS, self.position, PAGE, None):
             self.feed(page)
             if len(page) < PAGE:
                 break
         return self.roster
+
+    def _cold_start(self, logs: RemoteLogs) -> None:
+        head, after, roster = logs.head(VISITS), 0, Roster()
+        while page := logs.of_types(VISITS, after, PAGE, ROSTER_EVENT_TYPES):
+            for record in page:
+                if record.position <= head:
+                    roster = roster.apply(record)
+            after = page[-1].position
+            if len(page) < PAGE or after >= head:
+                break
+        if self.position == 0:  # not fed meanwhile by another green thread
+            self.roster, self.position = roster, head
 
     def feed(self, records: Sequence[Record]) -> None:
         """Fold the records that continue what it read; those it has are skipped (two green

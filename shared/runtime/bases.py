@@ -173,11 +173,12 @@ class WriteService:
                               records[-1] if records else self.log.read_stream(stream)[-1])
 
     @rpc
-    def read_log(self, after: int = 0, limit: int = 500,
-                 until: str | None = None) -> list[dict[str, Any]]:
-        """A page of the log as CloudEvents, personal fields withheld (views catch up by it)."""
+    def read_log(self, after: int = 0, limit: int = 500, until: str | None = None,
+                 types: list[str] | None = None) -> list[dict[str, Any]]:
+        """A page of the log as CloudEvents, personal fields withheld (views catch up by it);
+        `types`: only records of those types (a fold that needs a few kinds of event)."""
         with database(self.log):
-            return read_log(self.log, after, limit, until)
+            return read_log(self.log, after, limit, until, types)
 
     @rpc
     def status(self) -> dict[str, Any]:

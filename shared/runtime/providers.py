@@ -7,6 +7,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 import eventlet
@@ -149,15 +150,17 @@ def log_fetch(logs: dict[str, EventLog]) -> Fetch:
     return fetch
 
 
-def read_log(log: EventLog, after: int, limit: int, until: str | None) -> list[dict[str, Any]]:
+def read_log(log: EventLog, after: int, limit: int, until: str | None,
+             types: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The body of every write service's `read_log` RPC: a page of CloudEvents.
 
     Personal fields are withheld, as on the bus; `limit` is capped to keep replies small.
+    `types` reads only those types, by the log's (type, position) index.
     """
     limit = max(1, min(int(limit), 2000))
-    records = log_fetch({log.service: log})(
-        log.service, int(after), limit, datetime.fromisoformat(until) if until else None
-    )
+    typed = [str(t) for t in types] if types is not None else None
+    records = (islice(log.read_until(datetime.fromisoformat(until), int(after), types=typed),
+                      limit) if until else log.read(int(after), limit, types=typed))
     return [r.to_cloudevent(personal=False) for r in records]
 
 
@@ -201,6 +204,12 @@ class RemoteLogs:
 
     def head(self, source: str) -> int:
         return int(self._call(source, "status")["last_position"])
+
+    def of_types(self, source: str, after: int, limit: int,
+                 types: Sequence[str]) -> Sequence[Record]:
+        """A page of only these types' records after `after` (the log's type index)."""
+        events = self._call(source, "read_log", after=after, limit=limit, types=list(types))
+        return [Record.from_cloudevent(e) for e in events]
 
 
 class LogReader(DependencyProvider):

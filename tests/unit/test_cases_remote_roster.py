@@ -1,5 +1,6 @@
 """The cases service's roster, folded from the visits log: fed by the intake's pages, it asks
-the visits log only for what it has not been fed."""
+the visits log only for what it has not been fed, and a cold start reads only the roster's
+events up to the head."""
 
 from __future__ import annotations
 
@@ -23,13 +24,27 @@ def visits_log(tmp_path: Path) -> EventLog:
 
 
 class Reads:
+    """The visits service's `read_log` and `status` as RemoteLogs asks them, each call noted:
+    (after, how many records) for a page of every type, ("types", after, n), ("head",)."""
+
     def __init__(self, log: EventLog) -> None:
-        self.fetch, self.calls = log_fetch({"visits": log}), list[int]()
+        self.log, self.fetch, self.calls = log, log_fetch({"visits": log}), list[tuple]()
 
     def __call__(self, source: str, after: int, limit: int,
                  until: dt.datetime | None) -> Sequence[Record]:
-        self.calls.append(after)
-        return self.fetch(source, after, limit, until)
+        page = self.fetch(source, after, limit, until)
+        self.calls.append((after, len(page)))
+        return page
+
+    def head(self, source: str) -> int:
+        self.calls.append(("head",))
+        return self.log.last_position()
+
+    def of_types(self, source: str, after: int, limit: int,
+                 types: Sequence[str]) -> Sequence[Record]:
+        page = list(self.log.read(after, limit, types=types))
+        self.calls.append(("types", after, len(page)))
+        return page
 
 
 def test_fed_pages_spare_the_read_and_a_gap_is_read(tmp_path) -> None:
@@ -47,5 +62,21 @@ def test_fed_pages_spare_the_read_and_a_gap_is_read(tmp_path) -> None:
     fresh.feed(records[2:])  # a gap: nothing folded, the log is read instead
     assert fresh.position == 0
     assert set(fresh.current(reads, upto=3).units) == {"u1", "u2"}
-    assert reads.calls == [0]  # one short page: the head
-    assert roster.current(reads) is roster.roster and reads.calls == [0, 3]  # head: asked
+    # a cold start: the head, the roster's two events, then every record after the head
+    assert reads.calls == [("head",), ("types", 0, 2), (3, 0)]
+    reads.calls.clear()
+    assert roster.current(reads) is roster.roster and reads.calls == [(3, 0)]  # head: asked
+
+
+def test_a_cold_start_reads_no_visit_and_goes_on_from_the_head(tmp_path) -> None:
+    log = visits_log(tmp_path)
+    for n in range(2, 40):
+        log.append(f"visit-v{n}", [NewEvent("visit.recorded", {"visit_id": f"v{n}"})])
+    reads, roster = Reads(log), RemoteRoster()
+    assert set(roster.current(reads).units) == {"u1", "u2"}
+    assert reads.calls == [("head",), ("types", 0, 2), (41, 0)]
+    log.append("unit-u3", [NewEvent("unit.registered", {"unit_id": "u3", "name": "Parks",
+                                                        "kind": "bureau"})])
+    reads.calls.clear()
+    assert set(roster.current(reads).units) == {"u1", "u2", "u3"}
+    assert reads.calls == [(41, 1)] and roster.position == 42

@@ -304,6 +304,15 @@ def test_read_log_pages_and_withholds_personal_data(log):
     assert Record.from_cloudevent(page[1]) == list(log.read())[1]
 
 
+def test_read_log_of_some_types_reads_only_them_with_or_without_until(log):
+    records = fill(log, 6)  # thing.a at 1, 3, 5; thing.b at 2, 4, 6
+    assert [e["sequence"] for e in read_log(log, 0, 10, None, ["thing.b"])] == ["2", "4", "6"]
+    assert [e["sequence"] for e in read_log(log, 2, 1, None, ["thing.b"])] == ["4"]
+    until = records[3].recorded_at.isoformat()
+    assert [e["sequence"] for e in read_log(log, 0, 10, until, ["thing.a"])] == ["1", "3"]
+    assert read_log(log, 0, 10, None, []) == []
+
+
 def test_a_record_that_does_not_chain_onto_the_view_is_not_applied(tmp_path) -> None:
     """Same source name, next position, but another log: the hash chain tells them apart."""
     real = open_log(tmp_path, "alpha")
