@@ -74,6 +74,7 @@ def test_a_short_soak_samples_every_service_and_loses_nothing() -> None:
         assert set(window["rss_mb"]) == set(catalogue.names()), window
         assert all(mb > 0 for mb in window["rss_mb"].values()), window
     assert result["lost"] == 0 and result["duplicates"] == 0, result
+    assert result["died"] == {}, result["died"]  # the fault (cut) killed nobody
     assert result["views_equal"], result["view_differences"]
     assert set(result["flat"]) >= {"p50_ms", "p99_ms", "view_lag"}
 
