@@ -63,14 +63,14 @@ class RemoteRoster:
     log's type index): a restart no longer reads every visit over RPC."""
 
     def __init__(self) -> None:
-        self.roster, self.position = Roster(), 0
+        self.roster, self.position, self.cold = Roster(), 0, True
 
     def current(self, logs: RemoteLogs, upto: int | None = None) -> Roster:
         """The roster at the visits log's head (an RPC at least), or, given `upto`, at that
         position or later (no RPC once fed that far)."""
         if upto is not None and self.position >= upto:
             return self.roster
-        if self.position == 0:
+        if self.cold:
             self._cold_start(logs)
         while page := logs(VISITS, self.position, PAGE, None):
             self.feed(page)
@@ -89,6 +89,7 @@ class RemoteRoster:
                 break
         if self.position == 0:  # not fed meanwhile by another green thread
             self.roster, self.position = roster, head
+        self.cold = False  # an empty visits log is not read from a cold start on every call
 
     def feed(self, records: Sequence[Record]) -> None:
         """Fold the records that continue what it read; those it has are skipped (two green
@@ -100,7 +101,7 @@ class RemoteRoster:
                 return
             if record.type in ROSTER_EVENT_TYPES:
                 self.roster = self.roster.apply(record)
-            self.position = record.position
+            self.position, self.cold = record.position, False
 
 
 class VisitIntake:

@@ -95,11 +95,8 @@ class KeyStore:
         rows = self._select({subject})
         if not rows:
             return None
-        try:
-            _usable(rows)
-        except ForgottenSubjectError:
-            return False
-        return True
+        _, key, erased_at = rows[0]
+        return key is not None and erased_at is None
 
     def _select(self, subjects: set[str]) -> list[Any]:
         """(subject, key, erased_at) rows of these subjects, on a bare pooled connection:

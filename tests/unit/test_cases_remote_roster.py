@@ -80,3 +80,11 @@ def test_a_cold_start_reads_no_visit_and_goes_on_from_the_head(tmp_path) -> None
     reads.calls.clear()
     assert set(roster.current(reads).units) == {"u1", "u2", "u3"}
     assert reads.calls == [(41, 1)] and roster.position == 42
+
+
+def test_an_empty_visits_log_is_cold_started_once(tmp_path) -> None:
+    log = EventLog.open(f"sqlite:///{tmp_path / 'visits.db'}", service="visits")
+    reads, roster = Reads(log), RemoteRoster()
+    roster.current(reads)
+    roster.current(reads)
+    assert reads.calls == [("head",), ("types", 0, 0), (0, 0), (0, 0)]
