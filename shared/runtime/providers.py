@@ -171,29 +171,36 @@ class RemoteLogs:
     its own `status` for minutes while still folding live events (chaos `broker` then `cut`)
     — a publish stuck waiting for a confirm, or kombu's process-wide pools (10 connections,
     acquired with no timeout) left holding dead ones. A call that overruns or meets a broker
-    error therefore drops those pools, so the next call starts on fresh connections.
+    error therefore drops those pools, so the next call starts on fresh connections. Calls
+    share a few started proxies (`rpc.ProxyPool`) rather than open one, and its reply queue,
+    each.
     """
 
     def __init__(self, amqp_uri: str, timeout: float) -> None:
+        from shared.runtime.rpc import ProxyPool
+
         self.amqp_uri, self.timeout = amqp_uri, timeout
+        self.pool = ProxyPool(amqp_uri, timeout)
 
     def _call(self, source: str, method: str, **kwargs: Any) -> Any:
-        from shared.runtime.rpc import cluster
-
         timer = eventlet.Timeout(self.timeout + 5)
         try:
-            with cluster(self.amqp_uri, self.timeout) as rpc:
+            with self.pool.proxy() as rpc:
                 return getattr(getattr(rpc, source), method)(**kwargs)
         except eventlet.Timeout as expired:
             if expired is not timer:
                 raise
-            kombu.pools.reset()
+            self._reset()
             raise RpcTimeout(f"{source}.{method}: no answer in {self.timeout + 5:g}s") from None
         except BROKER_ERRORS:
-            kombu.pools.reset()
+            self._reset()
             raise
         finally:
             timer.cancel()
+
+    def _reset(self) -> None:
+        kombu.pools.reset()
+        self.pool.clear()
 
     def __call__(
         self, source: str, after: int, limit: int, until: datetime | None

@@ -77,9 +77,14 @@ def settle(uri: str, timeout: float = 120) -> bool:
 def view_checkpoints(uri: str, views: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
     """view -> source log -> the view's checkpoint on it (every view, or those named)."""
     with cluster(uri, 10) as rpc:
-        return {n: {source: s["checkpoint"]
-                    for source, s in getattr(rpc, n).status()["sources"].items()}
-                for n in (catalogue.names("view") if views is None else views)}
+        return checkpoints_of(rpc, views)
+
+
+def checkpoints_of(rpc: Any, views: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+    """`view_checkpoints` asked through a started proxy."""
+    return {n: {source: s["checkpoint"]
+                for source, s in getattr(rpc, n).status()["sources"].items()}
+            for n in (catalogue.names("view") if views is None else views)}
 
 
 def projection_of(view: str) -> Any:

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from shared.runtime import catalogue
+from shared.runtime.rpc import ProxyPool
 from shared.tools.chaos import _Supervisor, say, stage
-from shared.tools.chaos_checks import Logs, settle, view_checkpoints, view_differences
+from shared.tools.chaos_checks import Logs, checkpoints_of, settle, view_differences
 from shared.tools.chaos_faults import FAULTS, Fault, Stage, died, exits
 from shared.tools.chaos_load import Load, Outcome, roster, write_route
 
@@ -47,15 +48,15 @@ def _ms(values: list[float], q: float) -> float:
         else 0.0
 
 
-def _lag(uri: str, service: str) -> float:
-    """Events of `service`'s log the slowest view has still to fold (0 while unreachable)."""
-    from shared.runtime.rpc import cluster
-
+def _lag(pool: ProxyPool, service: str) -> float:
+    """Events of `service`'s log the slowest view has still to fold (0 while unreachable).
+    Asked every second through a kept proxy (`pool`): not a new reply queue each time."""
     try:
-        seen = view_checkpoints(uri)
-        with cluster(uri, 10) as rpc:
+        with pool.proxy() as rpc:
+            seen = checkpoints_of(rpc)
             head = int(getattr(rpc, service).status()["last_position"])
     except Exception:  # a fault in progress: the window's other samples say it
+        pool.clear()
         return 0.0
     return float(max((head - s.get(service, head) for s in seen.values()), default=0))
 
@@ -108,6 +109,7 @@ def soak(seconds: float, faults: list[str], clients: int = 4,
         roster(base, token)
         run_id = uuid.uuid4().hex[:8]
         load = Load(base, token, clients, day, run_id, st.duplicate_posts)
+        asking = ProxyPool(st.harness_uri, 10, size=1)
         say(f"soak: measuring capacity for {WARMUP:g}s ...")
         load.start()
         time.sleep(WARMUP)
@@ -127,7 +129,7 @@ def soak(seconds: float, faults: list[str], clients: int = 4,
                 fault.heal(st)
                 next_fault = start + every
             while time.monotonic() < start + window:
-                lags.append(_lag(st.harness_uri, service))
+                lags.append(_lag(asking, service))
                 time.sleep(1.0)
             windows.append(_window(st, load, start, time.monotonic(), lags, fault, before))
         load.pause()
@@ -144,6 +146,7 @@ def soak(seconds: float, faults: list[str], clients: int = 4,
                 else ["not settled"]
             engine.dispose()
         load.stop()
+        asking.clear()
     first, last = windows[0], windows[-1]
     flat = _flat(first, last)
     lost, dups = logs.lost(service, acked), logs.duplicates()
