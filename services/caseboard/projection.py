@@ -38,6 +38,7 @@ from sqlalchemy import (
 from services.caseboard import domain
 from shared.campaign.policy import Policy
 from shared.eventlog import Record
+from shared.kernel.projection import PagedProjection
 
 OPEN = 2**62  # ended_at of a version that still holds (later than any log position)
 VERSION = 1
@@ -106,16 +107,13 @@ def _current(conn: Connection, case_ids: list[str]) -> dict[str, tuple[int, doma
     return found
 
 
-class CaseBoardProjection:
+class CaseBoardProjection(PagedProjection):
     """Folds the cases log into each case's facts, kept by position."""
 
     name = "caseboard"
     sources: tuple[str, ...] = ("cases",)
     metadata = metadata
     version = VERSION
-
-    def apply(self, conn: Connection, record: Record) -> None:
-        self.apply_page(conn, [record])
 
     def apply_page(self, conn: Connection, records: Sequence[Record]) -> None:
         page = [_Event(r.type, r.plain(), r.occurred_at, r.position)

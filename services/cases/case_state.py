@@ -1,5 +1,6 @@
 """A case's state as a fold of its events: one case (`fold_case`, what a decision reads) or
-every case at once (`CaseIndex`, what the clock, the case list and Open311 read).
+every case at once (`CaseIndex`: the pure fold that the case book, case_book.py, keeps in the
+database for the clock, the case list and Open311).
 
 Kept apart from the decisions because both folds share one step, `_step`, and nothing here
 decides: it only reads what the events recorded (every deadline is in the event that set it).
@@ -150,9 +151,9 @@ _STEPS: dict[str, Callable[[CaseState, dict[str, Any]], CaseState]] = {
 
 
 class CaseIndex:
-    """Every case's state, folded in memory from the whole log (the clock's rules and the
-    case list read it). Mutates in place: copying a map per event would make the fold
-    quadratic."""
+    """Every case's state, folded in memory (the case book folds each page of the log with it
+    into the rows the page touches). Mutates in place: copying a map per event would make the
+    fold quadratic."""
 
     def __init__(self) -> None:
         self.cases: dict[str, CaseState] = {}

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from services.cases import intake
 from shared.eventlog import Record
-from shared.kernel.projection import projection_checkpoints
+from shared.kernel.projection import PagedProjection, projection_checkpoints
 
 NAME = "cases-intake"
 SOURCE = "visits"
@@ -41,16 +41,12 @@ issued_residents = Table(
 )
 
 
-class IntakeView:
+class IntakeView(PagedProjection):
     """The intake's state as a projection of the visits log."""
 
     name = NAME
     sources: tuple[str, ...] = (SOURCE,)
     metadata = metadata
-    version = 1
-
-    def apply(self, conn: Connection, record: Record) -> None:
-        self.apply_page(conn, [record])
 
     def apply_page(self, conn: Connection, records: Sequence[Record]) -> None:
         """Fold the page's visit events into the facts of their visits, and note the residents

@@ -88,6 +88,15 @@ class RequestIndex:
             self._times[case_id] = (first, record.occurred_at)
         return self
 
+    @classmethod
+    def holding(cls, cases: Iterable[Tracked]) -> RequestIndex:
+        """An index that already holds these cases (a stored page of them, case_book.py)."""
+        index = cls()
+        for case in cases:
+            index._cases.cases[case.state.case_id] = case.state
+            index._times[case.state.case_id] = (case.requested, case.updated)
+        return index
+
     def get(self, case_id: str) -> Tracked | None:
         state = self._cases.cases.get(case_id)
         return None if state is None else Tracked(state, *self._times[case_id])

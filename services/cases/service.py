@@ -4,7 +4,8 @@ Entrypoints only. The commands' RPCs come from the table (commands.py) through
 shared/runtime/bases.WriteService: the signed principal is checked, the command loaded, decided
 by the pure domain in a `Context` (time, principal, policies, working-day calendar, the roster)
 and appended. The roster is the visits log's, followed over its `read_log` RPC. The clock ticks
-the time-driven rules (timed.py); the queries read the case's stream or the in-memory index.
+the time-driven rules (timed.py); the queries read the case's stream or the case book
+(case_book.py, every case as it stands, in this service's database).
 Visits' events open the cases of the difficulties found on them (intake.py), through the same
 `execute` as any command, on live delivery and on each tick (what the bus did not bring), from
 a checkpoint kept in this service's database (intake_view.py); a resident the visits service
@@ -27,7 +28,17 @@ from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
-from services.cases import domain, events, intake, intake_view, open311, rights, schemas, timed
+from services.cases import (
+    case_book,
+    domain,
+    events,
+    intake,
+    intake_view,
+    open311,
+    rights,
+    schemas,
+    timed,
+)
 from services.cases import open311_site as site
 from services.cases.case_policy import CasePolicy, load_case_policy
 from services.cases.commands import COMMANDS
@@ -35,13 +46,13 @@ from services.visits.events import VISIT_CORRECTED, VISIT_RECORDED, VISIT_RETRAC
 from shared.campaign.roster import ROSTER_EVENT_TYPES, Roster
 from shared.campaign.workdays import default_calendar
 from shared.eventlog import EventLog, NewEvent, Record
-from shared.kernel.commands import MemoryFold, execute, load
+from shared.kernel.commands import execute, load
 from shared.kernel.errors import NotFound
 from shared.kernel.projection import Fetch, Projector
 from shared.kernel.timed import Clock
 from shared.runtime import bases
 from shared.runtime.auth import Principal
-from shared.runtime.providers import Fold, LogReader, RemoteLogs
+from shared.runtime.providers import LogReader, RemoteLogs
 from shared.runtime.timed import ClockProvider, every
 
 VISITS = intake_view.SOURCE  # the log whose roster and visits this service follows
@@ -214,16 +225,6 @@ class Kept(DependencyProvider):
         return self.kept
 
 
-def _plain_step(index: domain.CaseIndex, record: Record) -> domain.CaseIndex:
-    """The index folds what it may show anyone: personal fields withheld, nothing decrypted."""
-    return index.apply(record._replace(data=record.plain()))
-
-
-def _request_step(index: open311.RequestIndex, record: Record) -> open311.RequestIndex:
-    """Open311's index, folded the same way (it never shows personal data at all)."""
-    return index.apply(record._replace(data=record.plain()))
-
-
 class CasesService(bases.WriteService):
     name = "cases"
     commands = COMMANDS
@@ -231,9 +232,7 @@ class CasesService(bases.WriteService):
 
     logs: RemoteLogs = LogReader()
     clock: Clock = ClockProvider()
-    index: MemoryFold[domain.CaseIndex] = Fold(domain.CaseIndex, _plain_step, events.TYPES)
-    requests: MemoryFold[open311.RequestIndex] = Fold(open311.RequestIndex, _request_step,
-                                                      events.TYPES)
+    book: case_book.CaseBook = Kept(case_book.CaseBook)
     config: dict[str, Any] = Config()
     roster_fold: RemoteRoster = Kept(RemoteRoster)
     visit_intake: VisitIntake = Kept(VisitIntake)
@@ -276,7 +275,8 @@ class CasesService(bases.WriteService):
     def tick(self) -> int:
         """Time-driven commands due now; returns how many events this tick appended."""
         now = self.clock.now()
-        fired = timed.tick(self.log, self.index, lambda who: self.context(who, now))
+        fired = timed.tick(self.log, lambda: self.book.current(self.log).timed(),
+                           lambda who: self.context(who, now))
         return len(fired) + self.take_up()
 
     @event_handler(VISITS, VISIT_RECORDED)
@@ -335,14 +335,11 @@ class CasesService(bases.WriteService):
         query = load(schemas.CaseQuerySchema, {k: v for k, v in given.items() if v is not None})
         unit, wanted, late = query.get("unit_id"), query.get("state"), query.get("overdue")
         number, size = query["page"], query["page_size"]
-        found = [c for _, c in sorted(self.index.current(self.log).cases.items())
-                 if (unit is None or c.unit_id == unit)
-                 and (wanted is None or c.state == wanted)
-                 and (late is None or c.overdue == late)]
-        start = (number - 1) * size
-        cases = [domain.read_back(c, self.policy, False) for c in found[start:start + size]]
+        found, total = self.book.current(self.log).page(unit, wanted, late,
+                                                        (number - 1) * size, size)
+        cases = [domain.read_back(c, self.policy, False) for c in found]
         return schemas.CaseListSchema().dump({"cases": cases, "page": number,
-                                              "page_size": size, "total": len(found)})
+                                              "page_size": size, "total": total})
 
     # -- Open311 GeoReport v2 (the gateway serves it under /open311/v2/) ------------------
 
@@ -360,7 +357,7 @@ class CasesService(bases.WriteService):
                 return site.answer(lambda: open311.discovery(here, params))
             if resource == "services":
                 return site.answer(lambda: open311.services(here, params))
-            index = self.requests.current(self.log)
+            index = self.book.current(self.log)
             if resource == "request":
                 return site.answer(lambda: open311.request(index.get(case_id or ""),
                                                            case_id or "", params, here))

@@ -13,12 +13,11 @@ the case has had.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from services.cases import domain, rights
 from services.cases.schemas import EVENT_SCHEMAS
 from shared.eventlog import EventLog, Record
-from shared.kernel.commands import MemoryFold
 from shared.kernel.timed import Due, fire
 from shared.runtime.auth import Principal
 
@@ -29,16 +28,17 @@ RULES: dict[type, str] = {
 }
 
 
-def due(index: domain.CaseIndex, context: domain.Context) -> list[Due]:
+def due(cases: Iterable[domain.CaseState], context: domain.Context) -> list[Due]:
     """What the clock must send now, case by case."""
     return [Due(RULES[type(cmd)], state.case_id, cmd.level, domain.stream_for(cmd), cmd)
-            for state in index.cases.values() for cmd in domain.due_now(state, context)]
+            for state in cases for cmd in domain.due_now(state, context)]
 
 
-def tick(log: EventLog, index: MemoryFold[domain.CaseIndex],
+def tick(log: EventLog, cases: Callable[[], Iterable[domain.CaseState]],
          context: Callable[[Principal], domain.Context]) -> list[Record]:
-    """One tick: append what is due now; return the records appended."""
+    """One tick: append what is due now for `cases()` (those the clock may have something
+    to say about, as they stand now); return the records appended."""
     ctx = context(TIMER)
-    return fire(log, due(index.current(log), ctx),
+    return fire(log, due(cases(), ctx),
                 lambda command, history: domain.decide(command, history, ctx),
                 contract=EVENT_SCHEMAS)

@@ -56,6 +56,7 @@ from shared.campaign.roster import (
 from shared.eventlog import Record
 from shared.eventlog.model import Lazy
 from shared.eventlog.storage import placeholder
+from shared.kernel.projection import PagedProjection
 
 OPEN = 2**62  # ended_at of a fact that still holds (later than any log position)
 VERSION = 2  # 1: one mutable row per unit, cadre and participation, pending kept apart
@@ -287,7 +288,7 @@ def _shares(visit: domain.VisitFacts | None) -> dict[tuple[str, str], tuple[str,
     return {(visit.visit_id, c): (date, backfilled, c not in pending) for c in visit.cadre_ids}
 
 
-class ComplianceProjection:
+class ComplianceProjection(PagedProjection):
     """Folds the visits log into the facts the compliance rules need, kept by position."""
 
     name = "compliance"
@@ -295,9 +296,6 @@ class ComplianceProjection:
     metadata = metadata
     version = VERSION
     retired_tables = RETIRED_TABLES
-
-    def apply(self, conn: Connection, record: Record) -> None:
-        self.apply_page(conn, [record])
 
     def apply_page(self, conn: Connection, records: Sequence[Record]) -> None:
         page = [(r.type, _public(r), r.position) for r in records if r.type in _TYPES]

@@ -85,6 +85,22 @@ class PageProjection(Projection, Protocol):
         """Change the view's rows for these records (new ones, in log order)."""
 
 
+class PagedProjection:
+    """The base of a projection that folds a page at a time (`apply_page`): one record is a
+    page of one."""
+
+    name: str
+    sources: tuple[str, ...]
+    metadata: MetaData
+    version = 1
+
+    def apply(self, conn: Connection, record: Record) -> None:
+        self.apply_page(conn, [record])
+
+    def apply_page(self, conn: Connection, records: Sequence[Record]) -> None:
+        raise NotImplementedError
+
+
 def version_of(projection: Projection) -> int:
     """The projection's layout version (1 unless it declares `version`)."""
     return int(getattr(projection, "version", 1))

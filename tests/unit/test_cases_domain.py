@@ -13,8 +13,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from services.cases import domain as d
 from services.cases import events as e
 from services.cases import timed
+from services.cases.case_book import CaseBook
 from shared.eventlog import EventLog
-from shared.kernel.commands import MemoryFold
 from shared.kernel.errors import Conflict, Denied, DomainError, Rejected, UnknownReference
 from shared.runtime.auth import Principal
 from tests.unit.cases_support import CALENDAR, Case, P, at, context, register
@@ -258,9 +258,10 @@ def test_parked_cases_come_back_on_their_review_date():
 
 def test_the_clocks_rules_fire_once_per_level_under_a_moved_clock(tmp_path):
     """Through the kernel's fire (command ids in a real log): warn, overdue, escalate, each
-    once however often the clock ticks; an extension's new deadline is a new round."""
+    once however often the clock ticks; an extension's new deadline is a new round. The
+    clock reads the cases as the service does, from the case book in the log's database."""
     log = EventLog.open(f"sqlite:///{tmp_path / 'cases.db'}", service="cases")
-    index = MemoryFold(d.CaseIndex(), d.CaseIndex.apply, e.TYPES)
+    book = CaseBook()
     start = dt.date(2025, 9, 22)  # help: 3 working days, due Thursday 25
     for event in Case().send(d.RegisterCase("k1", "petition", "help", "a roof leaks",
                                             {"township": "Qiaotou"}), "operator", at(start)):
@@ -272,7 +273,8 @@ def test_the_clocks_rules_fire_once_per_level_under_a_moved_clock(tmp_path):
         history = log.read_stream("case-k1")
 
     def tick(day: dt.date, hour: int = 10) -> list[str]:
-        return [r.type for r in timed.tick(log, index, lambda who: context(who, at(day, hour)))]
+        return [r.type for r in timed.tick(log, lambda: book.current(log).timed(),
+                                           lambda who: context(who, at(day, hour)))]
 
     assert tick(start) == []
     assert tick(dt.date(2025, 9, 24)) == [e.DEADLINE_APPROACHING]  # one working day left
