@@ -10,14 +10,13 @@ touches, and a read first takes up what was appended since, so a command's effec
 next list. Personal fields are withheld before the fold (`Record.plain`): the rows hold
 nothing a list may not show.
 
-A row keeps the case's state and Open311's instants as JSON (msgspec, typed by `CaseState`),
+A row keeps the case's state and Open311's instants as JSON (msgspec, typed by `Tracked`),
 and beside it the columns a list filters on: unit, state, overdue, and `timed`, whether the
 clock has anything to watch (a deadline running, or a parked case's review date).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ import msgspec
 from sqlalchemy import Boolean, Column, Connection, MetaData, String, Table, Text, func, select
 from sqlalchemy.engine import Engine
 
-from services.cases.case_state import OPEN, CaseState
+from services.cases.case_state import CaseState
 from services.cases.open311 import RequestIndex, Tracked
 from shared.eventlog import EventLog, Record
 from shared.kernel.projection import PagedProjection, Projector
@@ -41,30 +40,18 @@ book = Table(
     Column("state", String(40), nullable=False, index=True),
     Column("overdue", Boolean, nullable=False),
     Column("timed", Boolean, nullable=False, index=True),
-    Column("facts", Text, nullable=False),  # Row as JSON
+    Column("facts", Text, nullable=False),  # the case's open311.Tracked as JSON
 )
 
 
-class Row(msgspec.Struct, frozen=True):
-    state: CaseState
-    requested: dt.datetime
-    updated: dt.datetime
-
-
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(Row).decode
-
-
-def _tracked(facts: str) -> Tracked:
-    row = _decode(facts)
-    return Tracked(row.state, row.requested, row.updated)
+_tracked = msgspec.json.Decoder(Tracked).decode
 
 
 def _values(case: Tracked) -> dict[str, Any]:
     state = case.state
     return {"case_id": state.case_id, "unit_id": state.unit_id, "state": state.state,
-            "overdue": state.overdue, "timed": state.state in OPEN or state.state == "parked",
-            "facts": _encode(Row(state, case.requested, case.updated)).decode()}
+            "overdue": state.overdue, "timed": state.watched, "facts": _encode(case).decode()}
 
 
 class CaseBookView(PagedProjection):
@@ -115,10 +102,8 @@ class Reader:
     def page(self, unit_id: str | None, state: str | None, overdue: bool | None,
              offset: int, size: int) -> tuple[list[CaseState], int]:
         """Cases in id order with these (given) properties: one page, and how many in all."""
-        where = [c for c in (book.c.unit_id == unit_id if unit_id is not None else None,
-                             book.c.state == state if state is not None else None,
-                             book.c.overdue == overdue if overdue is not None else None)
-                 if c is not None]
+        given = ((book.c.unit_id, unit_id), (book.c.state, state), (book.c.overdue, overdue))
+        where = [column == value for column, value in given if value is not None]
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(book).where(*where)).scalar()
             rows = conn.execute(select(book.c.facts).where(*where).order_by(self._by_id())
@@ -133,7 +118,7 @@ class Reader:
 
     def timed(self) -> Iterator[CaseState]:
         """The cases the clock may have something to say about, one at a time."""
-        yield from (case.state for case in self._each(book.c.timed.is_(True)))
+        return (case.state for case in self._each(book.c.timed.is_(True)))
 
     def get(self, case_id: str) -> Tracked | None:
         with self.engine.connect() as conn:

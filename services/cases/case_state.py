@@ -59,6 +59,12 @@ class CaseState:
     def has_fired(self, type_: str, level: str) -> bool:
         return f"{type_}@{level}" in self.fired
 
+    @property
+    def watched(self) -> bool:
+        """Whether the clock may have something to say about it (deadlines.due_now): a
+        deadline running, or a parked case's review date."""
+        return self.state in OPEN or self.state == "parked"
+
     def running(self) -> tuple[Deadline, ...]:
         """The deadlines that run now: acceptance until accepted, resolution until resolved."""
         if self.state not in OPEN:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
@@ -85,7 +86,7 @@ class PageProjection(Projection, Protocol):
         """Change the view's rows for these records (new ones, in log order)."""
 
 
-class PagedProjection:
+class PagedProjection(ABC):
     """The base of a projection that folds a page at a time (`apply_page`): one record is a
     page of one."""
 
@@ -97,8 +98,9 @@ class PagedProjection:
     def apply(self, conn: Connection, record: Record) -> None:
         self.apply_page(conn, [record])
 
+    @abstractmethod
     def apply_page(self, conn: Connection, records: Sequence[Record]) -> None:
-        raise NotImplementedError
+        """Change the view's rows for these records (new ones, in log order)."""
 
 
 def version_of(projection: Projection) -> int:

@@ -179,8 +179,7 @@ class RemoteLogs:
     def __init__(self, amqp_uri: str, timeout: float) -> None:
         from shared.runtime.rpc import ProxyPool
 
-        self.amqp_uri, self.timeout = amqp_uri, timeout
-        self.pool = ProxyPool(amqp_uri, timeout)
+        self.timeout, self.pool = timeout, ProxyPool(amqp_uri, timeout)
 
     def _call(self, source: str, method: str, **kwargs: Any) -> Any:
         timer = eventlet.Timeout(self.timeout + 5)
