@@ -91,6 +91,14 @@ class Packed(Lazy):
 _new_record = tuple.__new__  # Record's generated __new__ is a Python frame; every field is given
 
 
+def _run(conn: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    cur = conn.cursor()
+    cur.execute(sql, params)
+    rows = list(cur.fetchall())
+    conn.commit()  # end the read transaction at once
+    return rows
+
+
 def _recorded_at(text: str) -> str:
     """The top-level `recorded_at` of a stored record, read from its text.
 
@@ -524,13 +532,26 @@ class EventLog:
     # -- reading ---------------------------------------------------------------------------
 
     def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Run a read and end its transaction at once.
+
+        On the appends' connection when no append holds it (never waiting for one): a SQLite
+        connection's page cache stays valid across its own commits but is dropped whenever
+        another connection has written, so a command's read after the last command's commit
+        cost 100 us on a pooled connection against 30 us here (PostgreSQL saves a checkout's
+        ping). If it fails there, the pool's connection answers (a database restart).
+        """
+        if self._writer is not None and self._write_lock.acquire(blocking=False):
+            try:
+                if self._writer is not None:
+                    try:
+                        return _run(self._writer, sql, params)
+                    except Exception:  # noqa: BLE001 - the pool's connection answers instead
+                        self._abandon()
+            finally:
+                self._write_lock.release()
         raw = self.engine.raw_connection()
         try:
-            cur = raw.cursor()
-            cur.execute(sql, params)
-            rows = list(cur.fetchall())
-            raw.commit()  # end the read transaction at once
-            return rows
+            return _run(raw, sql, params)
         finally:
             raw.close()
 

@@ -17,7 +17,8 @@ START = dt.date(2025, 1, 1)
 FIGURES = {"service_commands_s", "append_concurrent_ev_s", "append_single_ev_s",
            "sqlite_floor_append_single_ev_s", "append_concurrent_vs_sqlite_floor", "read_ev_s",
            "verify_ev_s", "roster_ready_s", "roster_ready_all_types_s", "rebuild_ev_s",
-           "report_ms", "as_of_report_ms"}
+           "report_ms", "as_of_report_ms", "append_concurrent_os_threads_ev_s",
+           "append_single_os_threads_ev_s", "append_concurrent_os_threads_vs_sqlite_floor"}
 
 
 @pytest.fixture(scope="module")

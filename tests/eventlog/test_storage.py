@@ -100,7 +100,9 @@ def test_a_failed_append_leaves_the_writer_usable(log):
 def test_appends_and_reads_survive_the_database_dropping_every_connection(pg_url):
     log = EventLog.open(pg_url, service="visits")
     log.append("a", [NewEvent("visit.recorded", {"n": 1})])
-    assert len(list(log.read())) == 1  # the pool now holds a reader connection too
+    assert len(list(log.read())) == 1  # read on the appends' connection
+    with log.engine.connect() as conn:  # what reads use while an append holds that one
+        conn.exec_driver_sql("SELECT 1")
     killer = sa.create_engine(pg_url, poolclass=NullPool)
     with killer.begin() as conn:
         killed = conn.exec_driver_sql(
@@ -109,6 +111,7 @@ def test_appends_and_reads_survive_the_database_dropping_every_connection(pg_url
         ).scalar()
     killer.dispose()
     assert killed >= 2
+    assert [r.data["n"] for r in log.read()] == [1]  # the appends' connection is dead
     assert log.append("a", [NewEvent("visit.recorded", {"n": 2})], expected_version=1) == [2]
     assert [r.data["n"] for r in log.read()] == [1, 2]
     assert log.verify().ok
