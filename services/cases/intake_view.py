@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Column, Connection, MetaData, String, Table, Text, select
+from sqlalchemy import Column, Connection, MetaData, String, Table, Text, bindparam, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import BindParameter
 
 from services.cases import intake
 from shared.eventlog import Record
@@ -39,6 +40,15 @@ issued_residents = Table(
     "intake_issued_residents", metadata,
     Column("resident_id", String(200), primary_key=True),
 )
+
+# Built once (an event delivered runs each of them; building them was most of their cost).
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_FACTS = select(visit_facts.c.visit_id, visit_facts.c.facts).where(
+    visit_facts.c.visit_id.in_(_IDS))
+_FORGET_FACTS = visit_facts.delete().where(visit_facts.c.visit_id.in_(_IDS))
+_ISSUED = select(issued_residents.c.resident_id).where(issued_residents.c.resident_id.in_(_IDS))
+_HEAD = select(projection_checkpoints.c.position, projection_checkpoints.c.hash).where(
+    projection_checkpoints.c.projection == NAME, projection_checkpoints.c.source == SOURCE)
 
 
 class IntakeView(PagedProjection):
@@ -66,7 +76,7 @@ class IntakeView(PagedProjection):
                 residents.add(resident)
         changed = [v for v, f in after.items() if before.get(v) != f]
         if changed:
-            conn.execute(visit_facts.delete().where(visit_facts.c.visit_id.in_(changed)))
+            conn.execute(_FORGET_FACTS, {"ids": changed})
             conn.execute(visit_facts.insert(), [
                 {"visit_id": v, "facts": json.dumps(intake.facts_data(after[v]))}
                 for v in changed])
@@ -80,16 +90,14 @@ def facts(conn: Connection, visit_ids: Iterable[str]) -> dict[str, intake.VisitF
     wanted = sorted(set(visit_ids))
     if not wanted:
         return {}
-    rows = conn.execute(select(visit_facts.c.visit_id, visit_facts.c.facts).where(
-        visit_facts.c.visit_id.in_(wanted))).all()
+    rows = conn.execute(_FACTS, {"ids": wanted}).all()
     return {row.visit_id: intake.facts_from(json.loads(row.facts)) for row in rows}
 
 
 def _issued(conn: Connection, resident_ids: set[str]) -> set[str]:
     if not resident_ids:
         return set()
-    return set(conn.execute(select(issued_residents.c.resident_id).where(
-        issued_residents.c.resident_id.in_(sorted(resident_ids)))).scalars())
+    return set(conn.execute(_ISSUED, {"ids": sorted(resident_ids)}).scalars())
 
 
 def issued(engine: Engine, resident_id: str) -> bool:
@@ -100,8 +108,6 @@ def issued(engine: Engine, resident_id: str) -> bool:
 
 def head(engine: Engine) -> tuple[int, str | None]:
     """(position, hash) of the last visits record the intake took up ((0, None): none)."""
-    c = projection_checkpoints.c
     with engine.connect() as conn:
-        row = conn.execute(select(c.position, c.hash).where(
-            c.projection == NAME, c.source == SOURCE)).first()
+        row = conn.execute(_HEAD).first()
     return (row.position, row.hash) if row is not None else (0, None)

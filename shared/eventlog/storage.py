@@ -150,22 +150,72 @@ def _tune_sqlite(engine: Engine) -> None:
 
 
 @contextmanager
-def exclusive(engine: Engine, name: str) -> Iterator[Connection]:
+def exclusive(engine: Engine, name: str, *, durable: bool = True) -> Iterator[Connection]:
     """A write transaction that one process at a time holds for `name`.
 
     PostgreSQL: a transaction-scoped advisory lock (replicas opening a fresh database race to
     create its tables; projection replicas race to apply the same record). SQLite: BEGIN
-    IMMEDIATE, which takes the database's single write lock up front.
+    IMMEDIATE, which takes the database's single write lock up front. `durable=False`: see
+    `lazy_commit`.
     """
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
+            _commit_lazily(conn, durable)
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
             yield conn
         return
-    with engine.connect() as conn:
+    with engine.connect() as conn, _sqlite_synchronous(conn, durable):
         conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
             yield conn
+
+
+@contextmanager
+def lazy_commit(engine: Engine) -> Iterator[Connection]:
+    """A write transaction whose commit returns without waiting for the disk.
+
+    For what is only ever behind the log and is made good from it: a view's rows with their
+    checkpoint, a relay's checkpoint. A power cut may undo the last few such commits, never
+    part of one; the work after the checkpoint is then done again, which their readers take
+    (a view applies a record once, consumers take a message twice). It spares each of them a
+    durable commit, which blocks a service's hub for its whole fsync. PostgreSQL:
+    `synchronous_commit` off for the transaction; SQLite (WAL): the connection's
+    `synchronous` NORMAL for it, FULL again after (the log's own commits stay FULL, and
+    each of them makes what came before it durable too).
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            _commit_lazily(conn, False)
+            yield conn
+        return
+    with engine.connect() as conn, _sqlite_synchronous(conn, False), conn.begin():
+        yield conn
+
+
+def _commit_lazily(conn: Connection, durable: bool) -> None:
+    if not durable:
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
+@contextmanager
+def _sqlite_synchronous(conn: Connection, durable: bool) -> Iterator[None]:
+    """SQLite's `synchronous` NORMAL on this connection for the block unless `durable`; set
+    on the driver's connection, outside any transaction. Put back to FULL after, or the
+    connection is discarded: a pooled connection must never hand the log a lazy commit."""
+    if durable:
+        yield
+        return
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        try:
+            raw.execute("PRAGMA synchronous=FULL")
+        except Exception:
+            conn.invalidate()
+            raise
 
 
 def create_schema(engine: Engine) -> None:

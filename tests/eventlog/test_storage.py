@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 import shared.eventlog.log as log_module
 from shared.eventlog import EventLog, NewEvent
+from shared.eventlog import storage
 from shared.eventlog.storage import WAL_FRAME_HEADER, WAL_HEADER, WAL_SPARE_FRAMES
 from shared.runtime.config import ROOT
 
@@ -146,3 +147,74 @@ def test_reading_and_verifying_a_long_log_keep_the_collector_idle(tmp_path):
         young, older, oldest = (a - b for a, b in zip(after, before, strict=True))
         assert (older, oldest) == (0, 0) and young <= 2, (young, older, oldest)
     log.close()
+
+
+def _durability(conn: sa.Connection) -> str:
+    """How this connection's commits reach the disk: SQLite's `synchronous` (2 FULL,
+    1 NORMAL), PostgreSQL's `synchronous_commit`."""
+    if conn.dialect.name == "sqlite":
+        return str(conn.connection.dbapi_connection.execute("PRAGMA synchronous").fetchone()[0])
+    return str(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
+
+
+DURABLE = {"sqlite": "2", "postgresql": "on"}
+LAZY = {"sqlite": "1", "postgresql": "off"}
+
+
+@pytest.mark.parametrize("lazy", ["lazy_commit", "exclusive"])
+def test_a_lazy_commit_is_lazy_for_its_transaction_only(db_url, lazy):
+    """A view's or relay's checkpoint commits without waiting for the disk; the pooled
+    connection it ran on is durable again after, so no append ever commits lazily."""
+    if db_url.startswith("postgresql"):  # the tests' server runs with it off: on, as deployed
+        with sa.create_engine(db_url, poolclass=NullPool).connect() as conn:
+            name = conn.exec_driver_sql("SELECT current_database()").scalar()
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit TO on')
+            conn.commit()
+    log = EventLog.open(db_url, service="visits")
+    engine = log.engine
+    dialect = engine.dialect.name
+    opened = (storage.lazy_commit(engine) if lazy == "lazy_commit"
+              else storage.exclusive(engine, "test", durable=False))
+    with opened as conn:
+        assert _durability(conn) == LAZY[dialect]
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS lazy_probe (n INTEGER)")
+        conn.exec_driver_sql("INSERT INTO lazy_probe VALUES (1)")
+        used = conn.connection.dbapi_connection
+    with engine.connect() as conn:
+        assert conn.connection.dbapi_connection is used, "the pool handed the same one back"
+        assert _durability(conn) == DURABLE[dialect]
+        assert conn.exec_driver_sql("SELECT count(*) FROM lazy_probe").scalar() == 1
+    with storage.exclusive(engine, "test") as conn:
+        assert _durability(conn) == DURABLE[dialect]
+    log.append("a", [NewEvent("visit.recorded", {"n": 1})])
+    assert _durability_of_writer(log) == DURABLE[dialect]
+    log.close()
+
+
+def _durability_of_writer(log: EventLog) -> str:
+    cur = log._writer.cursor()
+    if log.engine.dialect.name == "sqlite":
+        cur.execute("PRAGMA synchronous")
+    else:
+        cur.execute("SHOW synchronous_commit")
+    value = str(cur.fetchone()[0])
+    log._writer.commit()
+    return value
+
+
+def test_a_lazy_connection_that_cannot_be_made_durable_again_is_discarded(tmp_path):
+    engine = storage.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    import sqlite3
+
+    def no_full(action: int, name: str | None, value: str | None, *_: object) -> int:
+        refused = action == sqlite3.SQLITE_PRAGMA and name == "synchronous" and value == "FULL"
+        return sqlite3.SQLITE_DENY if refused else sqlite3.SQLITE_OK
+
+    with pytest.raises(sqlite3.DatabaseError), storage.lazy_commit(engine) as conn:
+        used = conn.connection.dbapi_connection
+        used.set_authorizer(no_full)  # the reset after the block will be refused
+    assert engine.pool.checkedout() == 0
+    with engine.connect() as conn:
+        assert conn.connection.dbapi_connection is not used
+        assert _durability(conn) == "2"
+    engine.dispose()

@@ -16,6 +16,7 @@ import eventlet
 import kombu
 import msgspec
 import pytest
+import sqlalchemy as sa
 from amqp.exceptions import ChannelError, MessageNacked
 from kombu.message import Message
 from nameko.containers import ServiceContainer
@@ -277,7 +278,8 @@ def test_one_relay_holds_the_lease(db_url, monkeypatch):
     assert not a.checkpoints.acquire()
 
     monkeypatch.setattr(shared.runtime.relay, "LEASE", timedelta(seconds=1))
-    assert b.checkpoints.acquire()  # renewed, now for a short lease
+    b.checkpoints.release()
+    assert b.checkpoints.acquire()  # taken again, now for a short lease
     assert not a.checkpoints.acquire()
     time.sleep(1.2)  # b stopped renewing (crashed): its lease runs out
     assert a.checkpoints.acquire()
@@ -290,6 +292,55 @@ def test_one_relay_holds_the_lease(db_url, monkeypatch):
         owners = dict(conn.execute(relay_checkpoints.select().with_only_columns(
             relay_checkpoints.c.name, relay_checkpoints.c.owner)).all())
     assert owners == {"relay:leased": a.checkpoints.owner, "relay:another": other.owner}
+
+
+def test_a_lease_is_renewed_in_the_database_once_a_third_of_it_has_passed(db_url, monkeypatch):
+    """Not on every pass (a durable commit per event): the holder keeps it without asking
+    while two thirds of it are left, and a rival still cannot take it meanwhile."""
+    monkeypatch.setattr(shared.runtime.relay, "LEASE", timedelta(seconds=0.9))
+    a = Relay(EventLog.open(db_url, service="leased"), "amqp://unused//")
+    b = Relay(EventLog.open(db_url, service="leased"), "amqp://unused//")
+
+    def until() -> object:
+        with a.log.engine.connect() as conn:
+            return conn.execute(relay_checkpoints.select().with_only_columns(
+                relay_checkpoints.c.lease_until)).scalar_one()
+
+    assert a.checkpoints.acquire()
+    first = until()
+    assert a.checkpoints.acquire() and until() == first, "held, not written again"
+    assert not b.checkpoints.acquire()
+    time.sleep(0.35)  # past a third of the lease
+    assert a.checkpoints.acquire() and until() > first, "renewed"
+    time.sleep(0.35)
+    assert not b.checkpoints.acquire(), "renewed in time: never lapsed"
+    a.checkpoints.release()
+    assert b.checkpoints.acquire()
+
+
+def test_the_lease_holder_knows_its_checkpoint_without_asking(db_url, monkeypatch):
+    """A pass after every append read the checkpoint each time; the holder of the lease is
+    the only one moving it, so it keeps it in memory and reads it again at each renewal."""
+    monkeypatch.setattr(shared.runtime.relay, "LEASE", timedelta(seconds=0.6))
+    points = Checkpoints(EventLog.open(db_url, service="leased").engine, "relay:leased")
+    statements: list[str] = []
+    sa.event.listen(points.engine, "before_cursor_execute", lambda *args: args[2].startswith(
+        ("BEGIN", "SET", "PRAGMA")) or statements.append(args[2]))
+    assert points.position() == 0 and points.position() == 0
+    assert len(statements) == 2, "no lease: read each time"
+    assert points.acquire()
+    points.advance(3)
+    assert points.position() == 3  # read once
+    points.advance(4)
+    statements.clear()
+    assert points.position() == 4 and points.position() == 4
+    assert points.acquire() and statements == [], "held: from memory"
+    time.sleep(0.25)  # past a third of the lease: renewed, and read again once
+    assert points.acquire() and points.position() == 4 and points.position() == 4
+    assert [s.split()[0] for s in statements] == ["UPDATE", "SELECT"]
+    points.release()
+    statements.clear()
+    assert points.position() == 4 and len(statements) == 1
 
 
 def test_run_publishes_promptly_when_woken_and_stops(db_url, amqp_uri, service, bind):
