@@ -127,6 +127,7 @@ class VisitIntake:
         self.view = intake_view.IntakeView()
         self.projector: Projector | None = None
         self.lock = Semaphore()
+        self.taken = 0  # taken up at least this far (another replica may be further on)
 
     def _projector(self, log: EventLog) -> Projector:
         if self.projector is None:
@@ -148,12 +149,13 @@ class VisitIntake:
         decisions' context for a page of visits records."""
         appended: list[Record] = []
         live = [Record.from_cloudevent(event)] if event else []
-        if live and live[0].position <= intake_view.head(self._projector(log).engine)[0]:
+        if live and live[0].position <= self.taken:
             return []
         with self.lock:
             projector = self._projector(log)
             start = log.last_position()
             position, hash_ = intake_view.head(projector.engine)
+            self.taken = max(self.taken, position)
             if live and live[0].position <= position:
                 return []  # taken up while this waited for the lock
             page = live if live and live[0].position == position + 1 else self._next(
@@ -172,6 +174,7 @@ class VisitIntake:
                 if not projector.apply_batch(page)[0]:
                     break  # another replica took it up meanwhile: it moves on from there
                 position, hash_ = page[-1].position, page[-1].hash
+                self.taken = max(self.taken, position)
                 page = self._next(fetch, position) if len(page) == PAGE else []
         return [r for r in appended if r.position > start]
 

@@ -16,8 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 import shared.eventlog.log as log_module
-from shared.eventlog import EventLog, NewEvent
-from shared.eventlog import storage
+from shared.eventlog import EventLog, NewEvent, storage
 from shared.eventlog.storage import WAL_FRAME_HEADER, WAL_HEADER, WAL_SPARE_FRAMES
 from shared.runtime.config import ROOT
 
