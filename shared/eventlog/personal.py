@@ -125,13 +125,28 @@ class KeyStore:
     def store(self, fresh: Fresh, cur: Any | None) -> None:
         """Store fresh keys: on `cur`, in the append's own transaction (keys in the log's
         database), or else committed in the key database now, just before the log commits."""
-        now = datetime.now(UTC)
-        if cur is None:
-            with self.engine.begin() as conn:
-                conn.execute(subject_keys.insert(), [
-                    {"subject": s, "key": k, "created_at": now} for s, k in fresh.items()
-                ])
+        if cur is not None:
+            self._insert(cur, fresh)
             return
+        raw = self.engine.raw_connection()  # a bare connection: see `_select`
+        try:
+            self._begin(raw)
+            self._insert(raw.cursor(), fresh)
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            raw.close()
+
+    def _begin(self, raw: Any) -> None:
+        """Open the transaction: psycopg2 opens one by itself; the log's SQLite connections
+        are in autocommit mode (storage._tune_sqlite), so BEGIN is asked for."""
+        if self.engine.dialect.name == "sqlite":
+            raw.cursor().execute("BEGIN IMMEDIATE")
+
+    def _insert(self, cur: Any, fresh: Fresh) -> None:
+        now = datetime.now(UTC)
         mark, as_key, as_time = self._mark, self._as_key, self._as_time
         cur.executemany(
             f"INSERT INTO subject_keys (subject, key, created_at) VALUES ({mark}, {mark}, {mark})",
@@ -151,13 +166,8 @@ class KeyStore:
         wanted = set(subjects)
         if not wanted:
             return {}
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(subject_keys.c.subject, subject_keys.c.key).where(
-                    subject_keys.c.subject.in_(wanted)
-                )
-            ).all()
-        found = {r.subject: (bytes(r.key) if r.key is not None else None) for r in rows}
+        found = {subject: (bytes(key) if key is not None else None)
+                 for subject, key, _ in self._select(wanted)}
         return {s: found.get(s) for s in wanted}
 
     def erase(self, subject: str) -> bool:
