@@ -1,7 +1,8 @@
-"""The intake's checkpoint (services/cases/intake_view.py) over real SQLite logs: a restart
-resumes after what was taken up, with each visit as it stood; a crash between the commands and
-the checkpoint repeats nothing; a resident the visits service forgets is forgotten in the cases
-log too, once, even when the cases service was away at the time."""
+"""The intake's checkpoint (services/cases/intake_view.py) over real logs, the cases log (and
+the intake's tables) on SQLite and on PostgreSQL: a restart resumes after what was taken up,
+with each visit as it stood; a crash between the commands and the checkpoint repeats nothing;
+a resident the visits service forgets is forgotten in the cases log too, once, even when the
+cases service was away at the time."""
 
 from __future__ import annotations
 
@@ -62,10 +63,13 @@ class Logs:
         return record
 
 
-@pytest.fixture
-def logs(tmp_path: Path) -> Logs:
+@pytest.fixture(params=["sqlite", "postgres"])
+def logs(tmp_path: Path, request: pytest.FixtureRequest) -> Logs:
+    """The cases log (and the intake's tables beside it) on each backend."""
+    cases_url = (f"sqlite:///{tmp_path / 'cases.db'}" if request.param == "sqlite"
+                 else request.getfixturevalue("pg_url"))
     return Logs(EventLog.open(f"sqlite:///{tmp_path / 'visits.db'}", service="visits"),
-                EventLog.open(f"sqlite:///{tmp_path / 'cases.db'}", service="cases"))
+                EventLog.open(cases_url, service="cases"))
 
 
 def context(*_: object) -> cases.Context:
