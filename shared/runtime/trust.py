@@ -5,7 +5,8 @@ acts for, because anyone who can publish on the broker could otherwise call its 
 `actor`. So the gateway signs the principal together with the exact call it is for (the RPC
 method and a digest of its arguments) and a short expiry, with a key only the gateway and the
 services hold (HMAC-SHA256). The service verifies the signature against the call it received:
-a forged, altered, expired or replayed-onto-another-call principal is refused.
+a forged, altered, expired or replayed-onto-another-call principal is refused (an expired
+one as 503: see `verify`).
 
 Both ends digest every call (a visit's whole body), so the canonical form is made by msgspec,
 several times faster than the standard library's sorted dumps; a value msgspec cannot encode
@@ -28,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from shared.kernel.errors import Denied
+from shared.kernel.errors import Denied, Unavailable
 from shared.runtime.auth import Principal
 from shared.runtime.config import VAR
 
@@ -110,6 +111,12 @@ class Signer:
         if claims.get("call") != _digest(method, args):
             raise Denied("the call's principal was signed for another call")
         if float(claims.get("exp", 0)) < (now if now is not None else time.time()):
-            raise Denied("the call's principal has expired")
+            # Refused like any bad principal, but as the platform's failing, not the caller's
+            # (503, retry): the gateway signed it moments ago by its own clock, so either the
+            # two clocks disagree or the call waited in the broker beyond TTL_SECONDS. (A soak
+            # saw one 403 as a clock stepped back reached the gateway before the service.)
+            raise Unavailable("the call's principal expired on its way to the service (the "
+                              "gateway's and the service's clocks disagree, or it waited over "
+                              f"{TTL_SECONDS:.0f} s)", retry_after=1)
         return Principal(role=claims["role"], cadre_id=claims.get("cadre_id"),
                          unit_id=claims.get("unit_id"), token_id=claims.get("token_id", ""))

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from shared.kernel.errors import Denied
+from shared.kernel.errors import Denied, Unavailable
 from shared.runtime.auth import Principal
 from shared.runtime.rpc import cluster
 from shared.runtime.trust import Signer, generate_key
@@ -38,14 +38,16 @@ def test_the_service_refuses_calls_the_gateway_did_not_sign(api, amqp_uri):
         "another key": Signer(generate_key()).sign(operator, "record_visit", [body, None]),
         "another call": Signer(PRINCIPAL_KEY).sign(
             operator, "record_visit", [visit(["c-a2"], id="v-forged"), None]),
-        "expired": Signer(PRINCIPAL_KEY).sign(operator, "record_visit", [body, None],
-                                              now=time.time() - 3600),
     }
+    expired = Signer(PRINCIPAL_KEY).sign(operator, "record_visit", [body, None],
+                                         now=time.time() - 3600)
     with cluster(amqp_uri, timeout=10) as rpc:
         for why, principal in attempts.items():
             with pytest.raises(Denied):
                 rpc.visits.record_visit(principal, body, None)
                 pytest.fail(f"accepted a call with {why}")
+        with pytest.raises(Unavailable, match="expired"):  # refused as well, as a 503
+            rpc.visits.record_visit(expired, body, None)
         signed = Signer(PRINCIPAL_KEY).sign(operator, "record_visit", [body, None])
         assert rpc.visits.record_visit(signed, body, None)["id"] == "v-forged"
     assert api.log_length() == before + 1

@@ -8,7 +8,7 @@ import time
 import pytest
 from kombu.utils import json as kombu_json
 
-from shared.kernel.errors import Denied
+from shared.kernel.errors import Denied, Unavailable
 from shared.runtime.auth import Principal
 from shared.runtime.trust import Signer, generate_key
 
@@ -49,9 +49,10 @@ def test_forged_expired_and_malformed_principals_are_refused():
     with pytest.raises(Denied, match="not signed"):
         signer.verify(Signer(generate_key()).sign(HEAD, "record_visit", args), "record_visit",
                       args)
-    with pytest.raises(Denied, match="expired"):
+    with pytest.raises(Unavailable, match="expired") as expired:  # refused, retry: 503
         signer.verify(signer.sign(HEAD, "record_visit", args, now=time.time() - 3600),
                       "record_visit", args)
+    assert expired.value.http_status == 503 and expired.value.retry_after == 1
     body, _, mac = signer.sign(HEAD, "record_visit", args).partition(".")
     for bad in (None, "no-dot", f"{body}.{mac}.x", f"{body}x.{mac}", f"{body}.!{mac}"):
         with pytest.raises(Denied):
