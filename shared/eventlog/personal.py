@@ -134,7 +134,10 @@ class KeyStore:
             self._insert(raw.cursor(), fresh)
             raw.commit()
         except BaseException:
-            raw.rollback()
+            try:
+                raw.rollback()
+            except Exception:  # noqa: BLE001 - a dead connection: the store's error is the one
+                raw.invalidate()
             raise
         finally:
             raw.close()
