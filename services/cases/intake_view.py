@@ -26,8 +26,7 @@ from sqlalchemy.engine import Engine
 
 from services.cases import intake
 from shared.eventlog import Record
-from shared.eventlog.storage import placeholder
-from shared.kernel.projection import PagedProjection
+from shared.kernel.projection import PagedProjection, driver_cursor
 
 NAME = "cases-intake"
 SOURCE = "visits"
@@ -41,6 +40,7 @@ issued_residents = Table(
     "intake_issued_residents", metadata,
     Column("resident_id", String(200), primary_key=True),
 )
+
 
 class IntakeView(PagedProjection):
     """The intake's state as a projection of the visits log."""
@@ -66,7 +66,7 @@ class IntakeView(PagedProjection):
             if resident is not None:
                 residents.add(resident)
         changed = [v for v, f in after.items() if before.get(v) != f]
-        cur, mark = _cursor(conn)
+        cur, mark = driver_cursor(conn)
         if changed:
             cur.execute("DELETE FROM intake_visit_facts "
                         f"WHERE visit_id IN ({_marks(mark, changed)})", changed)
@@ -79,16 +79,9 @@ class IntakeView(PagedProjection):
                             [(r,) for r in sorted(new)])
 
 
-# The intake runs these for every visits event delivered, so they go to the driver's cursor
-# (in the caller's transaction): SQLAlchemy's statement machinery cost more than the
-# statements themselves (a quarter of the cases service's time under load, by py-spy).
-
-
-def _cursor(conn: Connection) -> tuple[Any, str]:
-    return conn.connection.cursor(), placeholder(conn.dialect.name)
-
-
 def _marks(mark: str, values: Sequence[Any]) -> str:
+    """The parameter marks of an IN list (the intake's reads and writes run on the driver's
+    cursor, `driver_cursor`: they run for every visits event delivered)."""
     return ", ".join([mark] * len(values))
 
 
@@ -97,7 +90,7 @@ def facts(conn: Connection, visit_ids: Iterable[str]) -> dict[str, intake.VisitF
     wanted = sorted(set(visit_ids))
     if not wanted:
         return {}
-    cur, mark = _cursor(conn)
+    cur, mark = driver_cursor(conn)
     cur.execute("SELECT visit_id, facts FROM intake_visit_facts "
                 f"WHERE visit_id IN ({_marks(mark, wanted)})", wanted)
     return {visit_id: intake.facts_from(json.loads(text)) for visit_id, text in cur.fetchall()}
@@ -107,7 +100,7 @@ def _issued(conn: Connection, resident_ids: set[str]) -> set[str]:
     if not resident_ids:
         return set()
     wanted = sorted(resident_ids)
-    cur, mark = _cursor(conn)
+    cur, mark = driver_cursor(conn)
     cur.execute("SELECT resident_id FROM intake_issued_residents "
                 f"WHERE resident_id IN ({_marks(mark, wanted)})", wanted)
     return {resident_id for (resident_id,) in cur.fetchall()}
@@ -122,7 +115,7 @@ def issued(engine: Engine, resident_id: str) -> bool:
 def head(engine: Engine) -> tuple[int, str | None]:
     """(position, hash) of the last visits record the intake took up ((0, None): none)."""
     with engine.connect() as conn:
-        cur, mark = _cursor(conn)
+        cur, mark = driver_cursor(conn)
         cur.execute("SELECT position, hash FROM projection_checkpoints "
                     f"WHERE projection = {mark} AND source = {mark}", (NAME, SOURCE))
         row = cur.fetchone()

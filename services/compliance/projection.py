@@ -56,7 +56,7 @@ from shared.campaign.roster import (
 from shared.eventlog import Record
 from shared.eventlog.model import Lazy
 from shared.eventlog.storage import placeholder
-from shared.kernel.projection import PagedProjection
+from shared.kernel.projection import PagedProjection, driver_cursor
 
 OPEN = 2**62  # ended_at of a fact that still holds (later than any log position)
 VERSION = 2  # 1: one mutable row per unit, cadre and participation, pending kept apart
@@ -360,9 +360,8 @@ def _driver_rows(conn: Connection, sql: str, *values: Any) -> list[Any]:
     """Rows straight from the DB driver's cursor (`{0}`, `{1}`.. are its parameters), in the
     connection's transaction: thousands of rows through SQLAlchemy's result rows cost more
     than the query."""
-    mark = placeholder(conn.dialect.name)
+    cursor, mark = driver_cursor(conn)
     order = [int(n) for n in _PARAMETER.findall(sql)]
-    cursor = conn.connection.cursor()
     try:
         cursor.execute(_PARAMETER.sub(mark, sql), tuple(values[n] for n in order))
         return list(cursor.fetchall())

@@ -29,7 +29,7 @@ from shared.eventlog.model import (
     VerifyReport,
 )
 from shared.eventlog.personal import KeyStore, PageKeys, Sealed, encrypt
-from shared.eventlog.storage import Statements, create_schema, make_engine
+from shared.eventlog.storage import Statements, create_schema, make_engine, roll_back
 from shared.eventlog.upcasting import Upcasters
 
 # Rows fetched per query. Small on purpose: a page is let go before the next is fetched, so
@@ -435,10 +435,7 @@ class EventLog:
 
     def _abandon(self) -> None:
         """Roll back a failed append; a connection that cannot even do that is discarded."""
-        try:
-            self._writer.rollback()
-        except Exception:
-            self._writer.invalidate()
+        if not roll_back(self._writer):
             self._writer = None
 
     def _rows(
@@ -540,20 +537,27 @@ class EventLog:
         cost 100 us on a pooled connection against 30 us here (PostgreSQL saves a checkout's
         ping). If it fails there, the pool's connection answers (a database restart).
         """
-        if self._writer is not None and self._write_lock.acquire(blocking=False):
-            try:
-                if self._writer is not None:
-                    try:
-                        return _run(self._writer, sql, params)
-                    except Exception:  # noqa: BLE001 - the pool's connection answers instead
-                        self._abandon()
-            finally:
-                self._write_lock.release()
+        rows = self._fetch_on_writer(sql, params)
+        if rows is not None:
+            return rows
         raw = self.engine.raw_connection()
         try:
             return _run(raw, sql, params)
         finally:
             raw.close()
+
+    def _fetch_on_writer(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        """`_fetch` on the appends' connection; None if an append holds it, there is none,
+        or the read failed there (the connection is then discarded if it is dead)."""
+        if self._writer is None or not self._write_lock.acquire(blocking=False):
+            return None
+        try:
+            return _run(self._writer, sql, params) if self._writer is not None else None
+        except Exception:  # noqa: BLE001 - the pool's connection answers instead
+            self._abandon()
+            return None
+        finally:
+            self._write_lock.release()
 
     def find_command(self, command_id: str) -> list[int]:
         """Positions of the events a command id produced (empty if the log has none)."""

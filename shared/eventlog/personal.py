@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 
 from shared.eventlog.chain import dumps, encode
 from shared.eventlog.model import ForgottenSubjectError, Lazy
-from shared.eventlog.storage import exclusive, placeholder
+from shared.eventlog.storage import exclusive, placeholder, roll_back
 
 ENCRYPTED = "$enc"
 key_metadata = MetaData()
@@ -134,10 +134,7 @@ class KeyStore:
             self._insert(raw.cursor(), fresh)
             raw.commit()
         except BaseException:
-            try:
-                raw.rollback()
-            except Exception:  # noqa: BLE001 - a dead connection: the store's error is the one
-                raw.invalidate()
+            roll_back(raw)
             raise
         finally:
             raw.close()

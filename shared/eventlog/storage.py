@@ -158,16 +158,10 @@ def exclusive(engine: Engine, name: str, *, durable: bool = True) -> Iterator[Co
     IMMEDIATE, which takes the database's single write lock up front. `durable=False`: see
     `lazy_commit`.
     """
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            _commit_lazily(conn, durable)
+    with _transaction(engine, durable, sqlite_begin="IMMEDIATE") as conn:
+        if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
-            yield conn
-        return
-    with engine.connect() as conn, _sqlite_synchronous(conn, durable):
-        conn.execution_options(sqlite_begin="IMMEDIATE")
-        with conn.begin():
-            yield conn
+        yield conn
 
 
 @contextmanager
@@ -183,18 +177,33 @@ def lazy_commit(engine: Engine) -> Iterator[Connection]:
     `synchronous` NORMAL for it, FULL again after (the log's own commits stay FULL, and
     each of them makes what came before it durable too).
     """
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            _commit_lazily(conn, False)
-            yield conn
-        return
-    with engine.connect() as conn, _sqlite_synchronous(conn, False), conn.begin():
+    with _transaction(engine, False) as conn:
         yield conn
 
 
-def _commit_lazily(conn: Connection, durable: bool) -> None:
-    if not durable:
-        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+@contextmanager
+def _transaction(engine: Engine, durable: bool, sqlite_begin: str = "") -> Iterator[Connection]:
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            if not durable:
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            yield conn
+        return
+    with engine.connect() as conn, _sqlite_synchronous(conn, durable):
+        conn.execution_options(sqlite_begin=sqlite_begin)
+        with conn.begin():
+            yield conn
+
+
+def roll_back(raw: Any) -> bool:
+    """Roll back a driver-level connection's transaction; one that cannot even do that (it
+    died) is invalidated, so its pool never hands it out again: False then."""
+    try:
+        raw.rollback()
+        return True
+    except Exception:  # noqa: BLE001 - the caller's own error is the one to raise
+        raw.invalidate()
+        return False
 
 
 @contextmanager

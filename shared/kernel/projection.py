@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from operator import attrgetter
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -107,15 +107,12 @@ def version_of(projection: Projection) -> int:
     return int(getattr(projection, "version", 1))
 
 
-def _checkpoint_sql(dialect: str) -> tuple[str, str]:
-    """The checkpoint's read and write, run on the driver's cursor inside the view's
-    transaction: a view applies a page for every event delivered, and SQLAlchemy's statement
-    machinery around these two cost more than the statements (a fifth of the cases intake)."""
-    mark = placeholder(dialect)
-    return (f"SELECT source, position, hash FROM projection_checkpoints "
-            f"WHERE projection = {mark}",
-            f"UPDATE projection_checkpoints SET position = {mark}, hash = {mark} "
-            f"WHERE projection = {mark} AND source = {mark}")
+def driver_cursor(conn: Connection) -> tuple[Any, str]:
+    """The database driver's own cursor on `conn`, in its transaction, and the driver's
+    parameter mark. For what a view runs for every event delivered, or for thousands of rows:
+    there SQLAlchemy's statement machinery (building, cache keys, result rows) cost more than
+    the statements themselves (by py-spy, a fifth of the cases intake)."""
+    return conn.connection.cursor(), placeholder(conn.dialect.name)
 
 
 class Projector:
@@ -126,7 +123,6 @@ class Projector:
         self.engine = engine
         self._lock = threading.RLock()  # one writer of the view's tables at a time
         self._catching_up = threading.Lock()  # one catch-up at a time
-        self._sql = _checkpoint_sql(engine.dialect.name)
         self.rebuilding = False
         with exclusive(engine, "grassroots.schema") as conn:
             checkpoint_metadata.create_all(conn)
@@ -200,15 +196,18 @@ class Projector:
         return self.projection.name
 
     def _heads(self, conn: Connection) -> dict[str, tuple[int, str | None]]:
-        cur = conn.connection.cursor()  # in the transaction; see `_HEADS`
-        cur.execute(self._sql[0], (self.name,))
+        cur, mark = driver_cursor(conn)  # once per page applied
+        cur.execute("SELECT source, position, hash FROM projection_checkpoints "
+                    f"WHERE projection = {mark}", (self.name,))
         found = {source: (position, hash_) for source, position, hash_ in cur.fetchall()}
         return {source: found.get(source, (0, None)) for source in self.projection.sources}
 
     def _save(self, conn: Connection, heads: dict[str, tuple[int, str | None]]) -> None:
-        cur = conn.connection.cursor()
+        cur, mark = driver_cursor(conn)
         for source, (position, hash_) in heads.items():
-            cur.execute(self._sql[1], (position, hash_, self.name, source))
+            cur.execute(f"UPDATE projection_checkpoints SET position = {mark}, hash = {mark} "
+                        f"WHERE projection = {mark} AND source = {mark}",
+                        (position, hash_, self.name, source))
             if not cur.rowcount:
                 conn.execute(projection_checkpoints.insert().values(
                     projection=self.name, source=source, position=position, hash=hash_))

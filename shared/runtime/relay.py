@@ -68,7 +68,6 @@ class Checkpoints:
         self.engine, self.name = engine, name
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self._renewed: float | None = None  # monotonic time of the last renewal that held
-        self._renew_after = LEASE.total_seconds() / 3
         self._at: int | None = None  # the checkpoint, known while the lease is held
         with exclusive(engine, "grassroots.schema") as conn:
             metadata.create_all(conn)
@@ -105,7 +104,8 @@ class Checkpoints:
         cost a durable commit per event. Two thirds of the lease are still left then, and
         the run loop comes back within a second (by the monotonic clock, which a wall clock
         stepped back or forward does not move)."""
-        if self._renewed is not None and time.monotonic() - self._renewed < self._renew_after:
+        if self._renewed is not None and (time.monotonic() - self._renewed
+                                          < LEASE.total_seconds() / 3):
             return True
         now, started = datetime.now(UTC), time.monotonic()
         self._at = None
@@ -117,7 +117,6 @@ class Checkpoints:
             ).values(owner=self.owner, lease_until=now + LEASE))
         held = result.rowcount == 1
         self._renewed = started if held else None
-        self._renew_after = LEASE.total_seconds() / 3
         return held
 
     def release(self) -> None:
