@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from shared.kernel.fields import fresh_subject
 
 
 def new_resident_id() -> str:
@@ -28,7 +30,7 @@ class RegisterCase:
     resident: dict[str, Any] | None = None  # {"id", "name", "phone", "address", "email"}
     visit_id: str | None = None
     cadre_ids: tuple[str, ...] = ()
-    fresh_resident_id: str = field(default_factory=new_resident_id)
+    fresh_resident_id: str = fresh_subject(new_resident_id)
     # when the letter, call or visit came (the resident's clock starts then); None: now. A
     # visit's date alone (no time) is a local date: its start is the instant.
     received_at: dt.datetime | dt.date | None = None

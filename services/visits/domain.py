@@ -54,6 +54,7 @@ from shared.kernel.errors import (
     NotFound,
     Rejected,
 )
+from shared.kernel.fields import fresh_subject
 from shared.runtime.auth import Principal
 
 if TYPE_CHECKING:
@@ -203,7 +204,7 @@ class RecordVisit:
     difficulties: tuple[Difficulty, ...] = ()
     tags: tuple[str, ...] = ()
     evidence: tuple[Evidence, ...] = ()
-    fresh_resident_id: str = field(default_factory=new_resident_id)  # if the resident is new
+    fresh_resident_id: str = fresh_subject(new_resident_id)  # if the resident is new
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ class CorrectVisit:
     visit_id: str
     changes: Mapping[str, Any]
     reason: str
-    fresh_resident_id: str = field(default_factory=new_resident_id)
+    fresh_resident_id: str = fresh_subject(new_resident_id)
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,23 @@ SHA-256 and the database's read of it.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from contextlib import closing
 from itertools import repeat
 from operator import add
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 from shared.eventlog import chain
 from shared.eventlog.checkpoints import Checkpoint
 from shared.eventlog.model import GENESIS_HASH, VerifyReport
-from shared.eventlog.storage import placeholder
+from shared.eventlog.storage import make_engine, placeholder
 
 # The top-level key is the last `,"position":` of a record, since every field after it in
 # canonical order is a scalar (a string cannot hold an unescaped quote).
 _KEY = b',"position":'
+_END = 2**62  # beyond any position
 
 
 def _names(record: bytes, position: int) -> bool:
@@ -35,8 +38,10 @@ def _all_name(records: Sequence[bytes], positions: Sequence[int]) -> bool:
     return all(map(bytes.startswith, records, map(b"%d,".__mod__, positions), starts))
 
 
-def raw_pages(engine: Engine, size: int) -> Generator[list[tuple[Any, ...]], None, None]:
-    """The log as pages of (position, record bytes, prev_hash, hash) rows, in order.
+def raw_pages(engine: Engine, size: int, after: int = 0, last: int = _END,
+              ) -> Generator[list[tuple[Any, ...]], None, None]:
+    """The log (or its positions after `after` up to `last`) as pages of (position, record
+    bytes, prev_hash, hash) rows, in order.
 
     SQLite hands the text over undecoded (`CAST ... AS BLOB`), so it is neither decoded into
     a string nor encoded back for hashing; PostgreSQL's text is encoded here. One connection
@@ -47,13 +52,13 @@ def raw_pages(engine: Engine, size: int) -> Generator[list[tuple[Any, ...]], Non
     dialect = engine.dialect.name
     record = "CAST(record AS BLOB)" if dialect == "sqlite" else "record"
     mark = placeholder(dialect)
-    sql = (f"SELECT position, {record}, prev_hash, hash FROM event_log "
-           f"WHERE position > {mark} ORDER BY position LIMIT {mark}")
+    sql = (f"SELECT position, {record}, prev_hash, hash FROM event_log WHERE position > "
+           f"{mark} AND position <= {mark} ORDER BY position LIMIT {mark}")
     raw = engine.raw_connection()
     try:
-        cursor, after = raw.cursor(), 0
+        cursor = raw.cursor()
         while True:
-            cursor.execute(sql, (after, size))
+            cursor.execute(sql, (after, last, size))
             page = list(cursor.fetchall())
             raw.commit()
             if dialect != "sqlite":
@@ -68,11 +73,16 @@ def raw_pages(engine: Engine, size: int) -> Generator[list[tuple[Any, ...]], Non
 
 
 class Audit:
-    """The state of one verify() walk: what has been checked and the first failure."""
+    """The state of one verify() walk: what has been checked and the first failure.
 
-    def __init__(self, marks: dict[int, Checkpoint]) -> None:
+    A walk may start further along (`first`, trusting `prev` as the hash before it): a
+    part of a parallel walk, whose caller checks that the parts join up.
+    """
+
+    def __init__(self, marks: dict[int, Checkpoint], first: int = 1,
+                 prev: str = GENESIS_HASH) -> None:
         self.marks = marks
-        self.expected, self.prev, self.checked = 1, GENESIS_HASH, 0
+        self.expected, self.prev, self.checked = first, prev, 0
         self.seen_marks = self.last_good_mark = 0
         self.bad: tuple[int, str] | None = None
 
@@ -140,8 +150,59 @@ class Audit:
                             position, reason, self.seen_marks)
 
     def finish(self) -> VerifyReport:
+        """The report of a walk that reached the log's end (or stopped at a failure)."""
+        if self.bad is not None:
+            return self.report()
         beyond = [p for p in self.marks if p >= self.expected]
         if beyond:
             self._fail(self.expected, f"log ends at {self.expected - 1} but a signed checkpoint "
                        f"names position {max(beyond)}: the tail was truncated")
         return self.report()
+
+
+def walk(engine: Engine, audit: Audit, page_size: int, last: int = _END) -> Audit:
+    """Check the log's pages from `audit`'s next position up to `last`, in constant memory;
+    stops at the first failure (`audit.bad`)."""
+    with closing(raw_pages(engine, page_size, audit.expected - 1, last)) as pages:
+        for page in pages:
+            if not audit.check_page(page):
+                break
+            del page  # before the next fetch (see `log.PAGE`)
+    return audit
+
+
+class Part(NamedTuple):
+    """What one part of a parallel walk found: the hash it started from (`prev`), and
+    whether its rows `first`..`last` all checked out."""
+
+    first: int
+    last: int
+    prev: str
+    ok: bool
+    head: str  # hash of its last row
+    checked: int
+    marks_seen: int
+
+
+def walk_part(url: str, marks: dict[int, Checkpoint], first: int, last: int,
+              page_size: int) -> Part:
+    """One part of a parallel walk, on a connection of its own (run in a worker process):
+    positions `first`..`last`, starting from the prev_hash row `first` holds."""
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(f"SELECT prev_hash FROM event_log WHERE position = "
+                           f"{placeholder(engine.dialect.name)}", (first,))
+            row = cursor.fetchone()
+            raw.commit()
+        finally:
+            raw.close()
+        if row is None:
+            return Part(first, last, "", False, "", 0, 0)
+        audit = walk(engine, Audit(marks, first, row[0]), page_size, last)
+    finally:
+        engine.dispose()
+    ok = audit.bad is None and audit.expected == last + 1
+    return Part(first, last, row[0], ok, audit.prev, audit.checked, audit.seen_marks)

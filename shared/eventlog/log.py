@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from typing import Any
 
 import msgspec
 from sqlalchemy.engine import Engine
 
 from shared.eventlog import chain
-from shared.eventlog.audit import Audit, raw_pages
+from shared.eventlog.audit import Audit, walk, walk_part
 from shared.eventlog.checkpoints import Checkpoint, Signer, by_position
 from shared.eventlog.group import GroupCommit, Pending
 from shared.eventlog.model import (
@@ -37,6 +39,7 @@ from shared.eventlog.upcasting import Upcasters
 # enough to be promoted, and every full collection then walked them (reads and verify ran at
 # half speed in a process with a large heap). See `grassroots bench log`.
 PAGE = 500
+PARALLEL_PART = 20_000  # the least a part of a parallel verify walks (see `verify`)
 FORGOTTEN = "subject.forgotten"
 _NUL = "\\u0000"  # how canonical JSON writes U+0000 ...
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # ... unless the backslash is escaped
@@ -207,6 +210,16 @@ class EventLog:
         self.engine.dispose()
         if self.keys.engine is not self.engine:
             self.keys.engine.dispose()
+
+    def spare_subject(self, make: Callable[[], str]) -> str | None:
+        """An id for a new data subject (made by `make`) whose key is already stored, when
+        keys live apart (`KeyStore.spare`); None when they share the log's database, where a
+        new key costs nothing extra (it joins the append's own transaction)."""
+        return None if self.keys.engine is self.engine else self.keys.spare(make)
+
+    def give_back_subject(self, make: Callable[[], str], subject: str) -> None:
+        """Return an id from `spare_subject` that no appended event used."""
+        self.keys.give_back(make, subject)
 
     def subscribe(self, listener: Listener) -> None:
         """Call `listener(last_position)` after each commit made through this object."""
@@ -678,21 +691,53 @@ class EventLog:
         position, hash_ = self.head()
         return self.signer.sign(self.service, position, hash_)
 
-    def verify(self, checkpoints: Sequence[Checkpoint] | None = None) -> VerifyReport:
+    def verify(self, checkpoints: Sequence[Checkpoint] | None = None, *,
+               jobs: int = 1) -> VerifyReport:
         """Walk the whole chain in constant memory; report OK or the first bad position.
 
         Signed checkpoints also catch a tail that was rewritten with a recomputed chain, or
         cut off: things a bare chain cannot show.
+
+        `jobs` > 1 walks that many parts of the log at once, each in a process of its own
+        but the first (each record's check needs only its own row, and where parts meet,
+        one part's last hash must be the next part's first prev_hash). Worker processes are
+        forked, so call it from a tool's process (the CLI, the bench), not from a service
+        running green threads. A walk that finds anything wrong is walked again in one
+        process, so a failure is reported exactly as `jobs=1` reports it.
         """
         marks = by_position(cp for cp in checkpoints or () if cp.service == self.service)
         for cp in marks.values():
             if self.signer is None or not self.signer.valid(cp):
                 return VerifyReport(False, 0, 0, GENESIS_HASH, cp.position,
                                     f"checkpoint at {cp.position} has no valid signature")
-        audit = Audit(marks)
-        with closing(raw_pages(self.engine, PAGE)) as pages:
-            for page in pages:
-                if not audit.check_page(page):
-                    return audit.report()
-                del page  # before the next fetch (see PAGE)
-        return audit.finish()
+        head = self.last_position()
+        if jobs > 1 and head >= jobs * PARALLEL_PART:
+            report = self._verify_parts(marks, head, jobs)
+            if report is not None:
+                return report
+        return walk(self.engine, Audit(marks), PAGE).finish()
+
+    def _verify_parts(self, marks: dict[int, Checkpoint], head: int,
+                      jobs: int) -> VerifyReport | None:
+        """The walk in `jobs` parts up to `head`, or None if any part or join failed."""
+        url = self.engine.url.render_as_string(hide_password=False)
+        bounds = [head * n // jobs for n in range(jobs + 1)]
+        spans = [(lo + 1, hi) for lo, hi in itertools.pairwise(bounds)]
+        with ProcessPoolExecutor(jobs - 1, mp_context=get_context("fork")) as pool:
+            rest = [pool.submit(walk_part, url, {p: cp for p, cp in marks.items()
+                                                 if lo <= p <= hi}, lo, hi, PAGE)
+                    for lo, hi in spans[1:]]
+            first = walk(self.engine, Audit({p: cp for p, cp in marks.items()
+                                             if p <= spans[0][1]}), PAGE, spans[0][1])
+            parts = [future.result() for future in rest]
+        if first.bad is not None or first.expected != spans[0][1] + 1:
+            return None
+        before = first.prev
+        for part in parts:
+            if not part.ok or part.prev != before:
+                return None
+            before = part.head
+        if any(p > head for p in marks):  # a truncated tail: the one-process walk says so
+            return None
+        return VerifyReport(True, first.checked + sum(p.checked for p in parts), head, before,
+                            None, None, first.seen_marks + sum(p.marks_seen for p in parts))

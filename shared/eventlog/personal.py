@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +47,7 @@ subject_keys = Table(
 
 
 Fresh = dict[str, bytes]  # keys made for an append, not yet stored
+SPARES = 32  # new subjects' keys a key store kept apart stores at once (see `KeyStore.spare`)
 
 
 def _same(value: Any) -> Any:
@@ -73,6 +75,31 @@ class KeyStore:
         self._as_time = subject_keys.c.created_at.type.bind_processor(engine.dialect) or _same
         with exclusive(engine, "grassroots.schema") as conn:
             key_metadata.create_all(conn)
+        self._spares: dict[Callable[[], str], list[str]] = {}
+        self._spares_lock = threading.Lock()
+
+    def spare(self, make: Callable[[], str]) -> str:
+        """The id of a subject nobody has used yet (made by `make`) whose key is already
+        stored, durably.
+
+        A key kept apart must be durable before the first event sealed with it is, so an
+        append that makes one pays a commit of the key database before its own: two fsyncs
+        for a new resident's visit. Spares are stored `SPARES` at a time in one commit and
+        handed out one by one, so the append that uses one finds its key and commits once.
+        A spare never used (a crash, a lost one) is a key with no data: nothing to read.
+        """
+        with self._spares_lock:
+            pool = self._spares.setdefault(make, [])
+            if not pool:
+                fresh = {make(): AESGCM.generate_key(bit_length=256) for _ in range(SPARES)}
+                self.store(fresh, None)
+                pool.extend(fresh)
+            return pool.pop()
+
+    def give_back(self, make: Callable[[], str], subject: str) -> None:
+        """Return a spare no event has used, to be handed out again."""
+        with self._spares_lock:
+            self._spares.setdefault(make, []).append(subject)
 
     def keys_for_writing(self, subjects: Iterable[str]) -> tuple[dict[str, bytes], Fresh]:
         """The subjects' keys, and fresh ones (made here, stored by nobody yet) for those who

@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import fields, is_dataclass
+from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from marshmallow import Schema, ValidationError
@@ -18,7 +20,8 @@ from marshmallow import Schema, ValidationError
 from shared.eventlog import ConcurrencyError, EventLog, NewEvent, Record
 from shared.kernel.compiled import Unsure, fast_load
 from shared.kernel.contracts import instance, personal_paths, subject_path, value_at
-from shared.kernel.errors import Conflict, Invalid, flatten
+from shared.kernel.errors import Conflict, DomainError, Invalid, flatten
+from shared.kernel.fields import FRESH_SUBJECT
 
 S = TypeVar("S")
 Decide = Callable[[list[Record]], list[NewEvent]]
@@ -73,16 +76,65 @@ def _errors(schema: type[Schema], data: Any) -> dict[str, Any]:
     return {}
 
 
+class Spares:
+    """The spare subject ids (`EventLog.spare_subject`) one command takes for its
+    `fresh_subject` fields, used as a context around building and executing it.
+
+    `execute` gives back those its appended events do not mention (a returning resident,
+    a visit to an enterprise). A command refused (a DomainError: nothing was appended) gives
+    back all of them. Any other failure loses them: whether its append committed is not
+    known, and a lost spare is only a key with no data, while one handed out twice would put
+    two residents under one id.
+    """
+
+    def __init__(self, log: EventLog, command: type) -> None:
+        self.log = log
+        self.taken: dict[str, tuple[Callable[[], str], str]] = {}
+        for f in fields(command) if is_dataclass(command) else ():
+            make = f.metadata.get(FRESH_SUBJECT)
+            if make is not None and (subject := log.spare_subject(make)) is not None:
+                self.taken[f.name] = (make, subject)
+        self.values = {name: subject for name, (_, subject) in self.taken.items()}
+
+    def settle(self, appended: Sequence[NewEvent]) -> None:
+        """Give back the spares `appended` (the events committed) do not mention."""
+        for make, subject in self.taken.values():
+            if not any(e.subject == subject or _mentions(e.data, subject) for e in appended):
+                self.log.give_back_subject(make, subject)
+        self.taken = {}
+
+    def __enter__(self) -> Spares:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if kind is None or issubclass(kind, DomainError):
+            self.settle(())
+        self.taken = {}
+
+
+def _mentions(value: Any, text: str) -> bool:
+    """Whether `text` is `value` or a string anywhere inside it."""
+    if isinstance(value, str):
+        return value == text
+    if isinstance(value, Mapping):
+        return any(_mentions(v, text) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_mentions(v, text) for v in value)
+    return False
+
+
 def execute(
     log: EventLog, stream: str, decide: Decide, *, command_id: str | None,
     actor: str | None, contract: Mapping[str, type[Schema]] | None = None,
-    fold: MemoryFold[Any] | None = None,
+    fold: MemoryFold[Any] | None = None, spares: Spares | None = None,
 ) -> list[Record]:
     """Decide and append; return the records the command produced (or produced before).
 
     `fold` names the state `decide` reads besides the stream (the roster): it is brought up
     to date by the same query that reads the stream and looks for the command id, and
-    answers `current` without asking the log again while `decide` runs.
+    answers `current` without asking the log again while `decide` runs. `spares`: the
+    command's spare subject ids, settled by what was appended.
     """
     types = fold.types if fold is not None else None
     for attempt in range(RETRIES):
@@ -99,7 +151,7 @@ def execute(
             return []
         check_contract(events, contract or {})
         try:
-            return log.append_records(
+            records = log.append_records(
                 stream, events, expected_version=history[-1].version if history else 0,
                 command_id=command_id, actor=actor,
             )
@@ -107,6 +159,10 @@ def execute(
             if attempt == RETRIES - 1:
                 raise Conflict(f"{stream} kept changing while this was decided ({exc}); "
                                "try again") from None
+        else:
+            if spares is not None:
+                spares.settle(events)
+            return records
     raise AssertionError("unreachable")
 
 

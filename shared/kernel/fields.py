@@ -10,7 +10,8 @@ not import one another for it: the kernel lies below them (import-linter's layer
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import field
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -19,6 +20,14 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 -]{2,30}$")
 EVIDENCE_KINDS = ("photo", "document", "audio", "video", "other")
 PERSONAL = {"personal": True, "x-personal": True}  # x-: apispec copies it into OpenAPI
+FRESH_SUBJECT = "grassroots.fresh_subject"  # a command field's metadata: see `fresh_subject`
+
+
+def fresh_subject(make: Callable[[], str]) -> Any:
+    """A command field holding the id a new data subject (a resident) gets if the command
+    creates one: `make()` by default; the service that runs the command puts a spare in it
+    whose key is already stored (`Spares`), when its keys live apart."""
+    return field(default_factory=make, metadata={FRESH_SUBJECT: make})
 
 
 class TupleList(fields.List):

@@ -29,7 +29,7 @@ from nameko.rpc import rpc
 from shared.campaign.policy import Policy
 from shared.eventlog import EventLog, NewEvent, Record
 from shared.eventlog.storage import outage
-from shared.kernel.commands import execute, load
+from shared.kernel.commands import Spares, execute, load
 from shared.kernel.errors import Unavailable
 from shared.kernel.projection import Projector
 from shared.runtime import catalogue
@@ -159,15 +159,17 @@ class WriteService:
         who = self.trust.verify(principal, row.name, [*ids, payload, command_id])
         if row.prepare is not None:
             payload = row.prepare(payload, command_id)
-        command = row.command(**dict(zip(row.ids, ids, strict=True)), **load(row.schema, payload))
-        self.check(command)
-        stream = self.stream_for(command)
-        with database(self.log):
+        loaded = {**dict(zip(row.ids, ids, strict=True)), **load(row.schema, payload)}
+        with database(self.log), Spares(self.log, row.command) as spares:
+            command = row.command(**loaded, **spares.values)
+            self.check(command)
+            stream = self.stream_for(command)
             records = execute(
                 self.log, stream,
                 lambda history: self.decide(command, history, who, datetime.now(UTC)),
                 command_id=command_id, actor=who.actor, contract=self.contract,
                 fold=getattr(self, self.decides_with) if self.decides_with else None,
+                spares=spares,
             )
             return self.reply(stream,
                               records[-1] if records else self.log.read_stream(stream)[-1])

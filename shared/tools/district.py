@@ -33,7 +33,7 @@ from shared.campaign.policy import Policy
 from shared.campaign.roster import ROSTER_EVENT_TYPES, Roster
 from shared.eventlog import EventLog
 from shared.eventlog.storage import make_engine
-from shared.kernel.commands import MemoryFold, execute, load
+from shared.kernel.commands import MemoryFold, Spares, execute, load
 from shared.kernel.errors import DomainError
 from shared.runtime.auth import Principal
 from shared.tools import demo
@@ -168,24 +168,54 @@ def requests(cadres: int, months: int, seed: int, start: dt.date) -> Iterator[Re
 
 
 def decider(log: EventLog, roster: MemoryFold[Roster]) -> Callable[[Request, str | None], int]:
-    """Run one request through the service layer as the visits service does; 1 if refused."""
+    """Run one request through the service layer as the visits service does; 1 if refused.
+
+    New residents get the plan's ids (reproducible) when the log keeps keys in its own
+    database, as when the data set is built. When keys live apart, as the services keep them,
+    they get spares from the key store as the service does (`Spares`), and the plan's ids of
+    returning residents are renamed to match.
+    """
     contract = schemas.EVENT_SCHEMAS
+    renamed: dict[str, str] = {}
 
     def run(request: Request, command_id: str | None) -> int:
-        command = request.command(**request.ids, **load(
-            schemas.COMMAND_SCHEMAS[request.command], request.body))
-        try:
-            execute(
-                log, domain.stream_for(command),
-                lambda history: domain.decide(command, history, roster.current(log),
-                                              request.now, POLICY, principal=OPERATOR),
-                command_id=command_id, actor="operator", contract=contract, fold=roster,
-            )
-        except DomainError:
-            return 1
+        ids, body = dict(request.ids), request.body
+        with Spares(log, request.command) as spares:
+            if spares.values:
+                body = _as_served(body, ids.pop("fresh_resident_id", None), renamed,
+                                  spares.values["fresh_resident_id"])
+            command = request.command(**ids, **load(schemas.COMMAND_SCHEMAS[request.command],
+                                                    body), **spares.values)
+            try:
+                execute(
+                    log, domain.stream_for(command),
+                    lambda history: domain.decide(command, history, roster.current(log),
+                                                  request.now, POLICY, principal=OPERATOR),
+                    command_id=command_id, actor="operator", contract=contract, fold=roster,
+                    spares=spares,
+                )
+            except DomainError:
+                return 1
         return 0
 
     return run
+
+
+def _as_served(body: dict[str, Any], planned: str | None, renamed: dict[str, str],
+               spare: str) -> dict[str, Any]:
+    """The body with its resident's id as the service knows it: the plan's id (given, or
+    `planned` for a new resident) becomes `spare` where the plan first names it (in time
+    order, a returning visit may come first), and is renamed to that everywhere after."""
+    resident = (body.get("target") or {}).get("resident")
+    given = (resident or {}).get("id") or planned
+    if resident is None or given is None:
+        return body
+    if given in renamed:
+        resident = {**resident, "id": renamed[given]}
+    else:  # a new resident to the service: it gives them the spare
+        renamed[given] = spare
+        resident = {k: v for k, v in resident.items() if k != "id"}
+    return {**body, "target": {**body["target"], "resident": resident}}
 
 
 def build(path: Path, cadres: int, months: int, seed: int, start: dt.date) -> dict[str, int]:

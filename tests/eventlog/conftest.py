@@ -114,11 +114,13 @@ class Raw:
                 sa.text("SELECT record FROM event_log WHERE position = :p"), {"p": position}
             ).scalar_one()
 
-    def rechain(self, start: int) -> None:
+    def rechain(self, start: int, prev: str | None = None) -> None:
         """Recompute prev_hash and hash of every record from `start` on, as a careful attacker
-        would after editing one: the bare chain then links up again."""
+        would after editing one: the bare chain then links up again (from `prev`, if given,
+        instead of the hash of the record before)."""
         rows = self.rows()
-        prev = next((h for p, _, _, h in rows if p == start - 1), GENESIS_HASH)
+        if prev is None:
+            prev = next((h for p, _, _, h in rows if p == start - 1), GENESIS_HASH)
         for position, record, _, _ in rows:
             if position < start:
                 continue

@@ -10,7 +10,9 @@ from collections import Counter
 
 import pytest
 
+from shared.campaign.roster import ROSTER_EVENT_TYPES, Roster
 from shared.eventlog import EventLog
+from shared.kernel.commands import MemoryFold
 from shared.tools import district
 
 START = dt.date(2025, 1, 1)
@@ -18,7 +20,8 @@ FIGURES = {"service_commands_s", "append_concurrent_ev_s", "append_single_ev_s",
            "sqlite_floor_append_single_ev_s", "append_concurrent_vs_sqlite_floor", "read_ev_s",
            "verify_ev_s", "roster_ready_s", "roster_ready_all_types_s", "rebuild_ev_s",
            "report_ms", "as_of_report_ms", "append_concurrent_os_threads_ev_s",
-           "append_single_os_threads_ev_s", "append_concurrent_os_threads_vs_sqlite_floor"}
+           "append_single_os_threads_ev_s", "append_concurrent_os_threads_vs_sqlite_floor",
+           "verify_one_process_ev_s", "verify_floor_ev_s"}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +54,25 @@ def test_the_district_is_built_through_the_service_layer_without_a_refusal(small
     text = " ".join(row[0] for row in sqlite3.connect(path).execute(
         "SELECT record FROM event_log WHERE position <= ?", (visits[0].position,)))
     assert name and name not in text, "names are encrypted at rest"
+
+
+def test_with_keys_apart_new_residents_get_spares_and_returning_ones_keep_them(tmp_path):
+    """As the visits service runs (keys in a database of their own): the plan's new
+    residents are given spare ids, its returning residents are renamed to match."""
+    log = EventLog.open(f"sqlite:///{tmp_path / 'log.db'}", service="visits",
+                        keys_url=f"sqlite:///{tmp_path / 'keys.db'}")
+    try:
+        run = district.decider(log, MemoryFold(Roster(), Roster.apply, types=ROSTER_EVENT_TYPES))
+        plan = list(district.requests(60, 1, 5, START))
+        assert sum(run(request, None) for request in plan) == 0
+        planned = {r.ids["fresh_resident_id"] for r in plan if "fresh_resident_id" in r.ids}
+        visits = [r for r in log.read(types=("visit.recorded",)) if r.personal]
+        residents = Counter(r.subject for r in visits)
+        assert len(residents) == len(planned) and not planned & residents.keys()
+        assert max(residents.values()) > 1, "returning residents kept their (spare) ids"
+        assert all(log.keys.keys(residents).values())
+    finally:
+        log.close()
 
 
 def test_a_larger_district_has_more_units_and_the_plan_is_reproducible():

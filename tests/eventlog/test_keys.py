@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from shared.eventlog import ConcurrencyError, EventLog, NewEvent
+from shared.eventlog.personal import SPARES
 
 
 def resident(subject: str, name: str = "Ann Smith", **data: Any) -> NewEvent:
@@ -25,10 +26,14 @@ def resident(subject: str, name: str = "Ann Smith", **data: Any) -> NewEvent:
 
 
 @pytest.fixture(params=["shared", "apart"])
-def keys_url(request: pytest.FixtureRequest, backend: str, db_url: str, tmp_path) -> str:
-    """Where the keys live: the log's database, or another one (a folder SQLite must make)."""
-    if request.param == "shared":
-        return db_url
+def keys_url(request: pytest.FixtureRequest, db_url: str) -> str:
+    """Where the keys live: the log's database, or another one."""
+    return db_url if request.param == "shared" else request.getfixturevalue("apart_url")
+
+
+@pytest.fixture
+def apart_url(request: pytest.FixtureRequest, backend: str, tmp_path) -> str:
+    """A key database of its own (in a folder SQLite must make)."""
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'keys' / 'visits.db'}"
     return request.getfixturevalue("postgres").create_database(f"k_{uuid.uuid4().hex[:16]}")
@@ -155,3 +160,35 @@ def test_holds_tells_held_erased_and_unknown_without_making_a_key(keyed, key_row
     keyed.forget("r-held", actor="dpo")
     assert keyed.keys.holds("r-held") is False
     assert key_rows() == ["r-held"]
+
+
+def _resident_id() -> str:
+    return f"res-{uuid.uuid4()}"
+
+
+def test_a_spare_subject_has_its_key_stored_before_any_event_uses_it(keyed, key_rows,
+                                                                      keys_url, db_url):
+    spare = keyed.spare_subject(_resident_id)
+    if keys_url == db_url:  # a new key joins the append's own transaction: nothing to spare
+        assert spare is None
+        return
+    assert spare is not None
+    stored = key_rows()
+    assert spare in stored and len(stored) == SPARES, "stored a batch at once, before use"
+    keyed.append("resident-1", [resident(spare)])
+    assert key_rows() == stored, "the append that used it stored no key of its own"
+    assert keyed.read_stream("resident-1")[0].data == {"name": "Ann Smith"}
+    assert keyed.keys.erase(spare)
+    assert keyed.read_stream("resident-1")[0].redacted == ("name",)
+    assert keyed.verify().ok
+
+
+def test_spares_are_handed_out_once_unless_given_back(log_factory, apart_url):
+    keyed = log_factory(keys_url=apart_url)
+    handed = [keyed.spare_subject(_resident_id) for _ in range(SPARES + 3)]
+    assert len(set(handed)) == len(handed), "never the same id twice"
+    assert set(handed) <= set(keyed.keys.keys(handed)), "a second batch stored when needed"
+    assert all(keyed.keys.keys(handed).values())
+    keyed.give_back_subject(_resident_id, handed[0])
+    assert keyed.spare_subject(_resident_id) == handed[0]
+    assert keyed.spare_subject(_resident_id) not in handed

@@ -3,12 +3,14 @@
 Each attack first drops the append-only triggers, as someone with the database's owner rights
 could. A bare hash chain catches edits, deletions and swaps; only signed checkpoints, kept
 outside the database, catch a truncated tail or a tail rewritten with a recomputed chain.
+Every test runs with verify walking the log in one process and in three parts at once.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 
 import pytest
 
@@ -36,6 +38,17 @@ def fill(log: EventLog, n: int = N) -> None:
 def _small_pages(monkeypatch):
     """Pages of five, so attacks land on, before and after page boundaries."""
     monkeypatch.setattr(log_module, "PAGE", 5)
+
+
+@pytest.fixture(autouse=True, params=[1, 3], ids=["one walk", "three parts"])
+def jobs(request, monkeypatch) -> int:
+    """verify() as asked for, or in three parts of four records (N = 12): attacks land on,
+    before and after the parts' joins too."""
+    if request.param > 1:
+        monkeypatch.setattr(log_module, "PARALLEL_PART", 1)
+        monkeypatch.setattr(EventLog, "verify", functools.partialmethod(
+            EventLog.verify, jobs=request.param))
+    return request.param
 
 
 def assert_bad(report, position: int, *words: str) -> None:
@@ -73,12 +86,23 @@ def test_an_edited_hash_column_is_named(log, raw):
     assert_bad(log.verify(), 7, "hash")
 
 
-@pytest.mark.parametrize("k", [2, 6, N])
+@pytest.mark.parametrize("k", [2, 5, 6, 9, N])
 def test_an_edited_prev_hash_column_is_named(log, raw, k):
     """The record and its hash intact, only the link to the one before rewritten."""
     fill(log)
     raw.drop_triggers()
     raw.run("UPDATE event_log SET prev_hash = :h WHERE position = :k", h="e" * 64, k=k)
+    assert_bad(log.verify(), k, "prev_hash")
+
+
+@pytest.mark.parametrize("k", [2, 5, 9])
+def test_a_tail_chained_from_a_foreign_hash_is_named(log, raw, k):
+    """Every record from k on links to the one before it, but k to a hash that is not its
+    predecessor's (a tail spliced in from elsewhere): where the three parts meet (5, 9),
+    only the check of the join sees it."""
+    fill(log)
+    raw.drop_triggers()
+    raw.rechain(k, prev="e" * 64)
     assert_bad(log.verify(), k, "prev_hash")
 
 
@@ -208,3 +232,16 @@ def test_a_forged_checkpoint_is_rejected(signed_log, log_factory):
         assert report.first_bad_position == forged.position, name
         assert "signature" in report.reason, name
     assert not log_factory().verify([cp]).ok, "no key configured: a checkpoint proves nothing"
+
+
+def test_a_walk_in_parts_reports_an_intact_log_as_one_walk_does(signed_log, tmp_path, jobs):
+    """Not by walking it again: the parts' own report (a failure is walked again, above)."""
+    evidence = tmp_path / "checkpoints.jsonl"
+    for size in (3, 5, 4):
+        fill(signed_log, size)
+        export(evidence, signed_log.checkpoint())
+    marks = {cp.position: cp for cp in load(evidence)}
+    parts = signed_log._verify_parts(marks, N, 3)
+    assert parts is not None
+    assert parts == signed_log.verify(list(marks.values()))
+    assert parts.ok and parts.checked == N and parts.checkpoints_checked == 3

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
 import pytest
 from marshmallow import Schema, fields
 
-from shared.eventlog import EventLog, NewEvent
-from shared.kernel.commands import ContractBroken, execute, load
+from shared.eventlog import EventLog, NewEvent, Record
+from shared.kernel.commands import ContractBroken, Spares, execute, load
 from shared.kernel.contracts import personal_paths, subject_path
-from shared.kernel.errors import Conflict, Invalid
+from shared.kernel.errors import Conflict, Invalid, Rejected
+from shared.kernel.fields import fresh_subject
 
 
 class ThingDone(Schema):
@@ -109,3 +114,95 @@ def test_absent_personal_data_needs_no_mark(log) -> None:
 
     execute(log, "thing-t1", decide, command_id=None, actor="a", contract={"thing.met": Met})
     assert log.last_position() == 1
+
+
+# --- spare subject ids: a new resident's key stored before the command -------------------------
+
+
+def _new_person_id() -> str:
+    return f"p-{uuid.uuid4()}"
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    known_id: str | None = None  # a returning person's id
+    fresh_id: str = fresh_subject(_new_person_id)
+
+
+def _register(command: Register) -> Callable[[list[Record]], list[NewEvent]]:
+    """Refuses an empty name, registers a nameless "visitor" without a person, else the
+    person (known or fresh) with their name as personal data."""
+    def decide(history: list[Record]) -> list[NewEvent]:
+        if not command.name:
+            raise Rejected("name", "must not be empty")
+        if command.name == "visitor":
+            return [NewEvent("thing.noted", {"who": "a visitor"})]
+        person = command.known_id or command.fresh_id
+        return [NewEvent("person.registered", {"person_id": person, "name": command.name},
+                         subject=person, personal=("name",))]
+    return decide
+
+
+@pytest.fixture
+def apart(tmp_path) -> Iterator[EventLog]:
+    log = EventLog.open(f"sqlite:///{tmp_path / 'log.db'}", service="things",
+                        keys_url=f"sqlite:///{tmp_path / 'keys.db'}")
+    yield log
+    log.close()
+
+
+def _run(log: EventLog, name: str, known_id: str | None = None,
+         decide: Callable[[Register], Callable[[list[Record]], list[NewEvent]]] = _register,
+         ) -> tuple[str, list[Record]]:
+    """One command as a service runs it: its spares taken, built, executed, settled."""
+    with Spares(log, Register) as spares:
+        command = Register(name, known_id, **spares.values)
+        records = execute(log, f"thing-{uuid.uuid4()}", decide(command), command_id=None,
+                          actor="a", spares=spares)
+    return command.fresh_id, records
+
+
+def test_a_new_person_gets_a_spare_whose_key_was_stored_before(apart) -> None:
+    with Spares(apart, Register) as spares:
+        spare = spares.values["fresh_id"]
+        assert apart.keys.holds(spare) is True, "stored before the command is decided"
+        records = execute(apart, "thing-a", _register(Register("Ann", **spares.values)),
+                          command_id=None, actor="a", spares=spares)
+    assert records[0].subject == spare
+    assert apart.read_stream("thing-a")[0].data["name"] == "Ann"
+    assert _run(apart, "Bob")[0] != spare
+
+
+def test_a_spare_no_event_used_is_handed_out_again(apart) -> None:
+    refused = Spares(apart, Register)
+    with pytest.raises(Rejected), refused:
+        execute(apart, "thing-x", _register(Register("", **refused.values)),
+                command_id=None, actor="a", spares=refused)
+    unused, records = _run(apart, "visitor")
+    assert unused == refused.values["fresh_id"], "the refused command's spare came back"
+    assert records[0].subject is None
+    returning, _ = _run(apart, "Bob", known_id="p-known")
+    assert returning == unused, "a returning person's command did not use it either"
+    used, _ = _run(apart, "Cy")
+    assert used == unused, "the next new person gets it"
+    assert _run(apart, "Di")[0] != used, "once used, never handed out again"
+
+
+def test_a_command_that_failed_otherwise_never_hands_its_spare_out_again(apart) -> None:
+    def broken(command: Register) -> Callable[[list[Record]], list[NewEvent]]:
+        def decide(history: list[Record]) -> list[NewEvent]:
+            raise OSError("the disk went away")  # did its append commit? unknown
+        return decide
+
+    with pytest.raises(OSError), Spares(apart, Register) as spares:
+        execute(apart, "thing-y", broken(Register("Ann", **spares.values)), command_id=None,
+                actor="a", spares=spares)
+    lost = spares.values["fresh_id"]
+    assert _run(apart, "Bob")[0] != lost
+
+
+def test_keys_in_the_logs_database_need_no_spares(log) -> None:
+    assert Spares(log, Register).values == {}
+    fresh, records = _run(log, "Ann")
+    assert records[0].subject == fresh and fresh.startswith("p-")
