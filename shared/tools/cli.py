@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from shared.runtime.quiet import quiet
 
@@ -58,6 +59,13 @@ def _rebuild(args: argparse.Namespace) -> int:
     from shared.tools.operations import rebuild
 
     return rebuild(args.projection)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from shared.tools.verify import verify
+
+    return verify(args.service, checkpoints=args.checkpoints, sign=args.sign, jobs=args.jobs,
+                  as_json=args.json)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -116,6 +124,16 @@ def parser() -> argparse.ArgumentParser:
         dest="projections_command", required=True)
     rebuild = command("rebuild", _rebuild, "rebuild a projection from the logs", projections)
     rebuild.add_argument("projection", choices=catalogue.names("view"))
+    check = command("verify", _verify, "check each log's hash chain (and signed checkpoints)")
+    check.add_argument("service", nargs="*", help="the logs to check: "
+                       f"{', '.join(catalogue.names('write'))} (default: all)")
+    check.add_argument("--checkpoints", type=Path, default=None,
+                       help="signed checkpoints (JSON lines) the logs must agree with")
+    check.add_argument("--sign", type=Path, default=None,
+                       help="append a signed checkpoint of each verified head to this file")
+    check.add_argument("--jobs", type=int, default=None,
+                       help="parts walked at once (default: one per core)")
+    check.add_argument("--json", action="store_true", help="JSON instead of a line per log")
     bench = command("bench", _bench, "benchmarks, printed as JSON")
     bench.add_argument("what", choices=["log", "api", "district"])
     bench.add_argument("--requests", type=int, default=400,

@@ -39,6 +39,11 @@ STOP_SECONDS = 10.0  # a service still running this long after SIGTERM is stuck:
 QUIET = "ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning"
 
 
+def database_url(service: str, var: Path = VAR) -> str:
+    """Where a service's database is: `<SERVICE>_DATABASE_URL`, else var/<service>.db."""
+    return os.environ.get(f"{service.upper()}_DATABASE_URL") or f"sqlite:///{var / service}.db"
+
+
 def signing_key() -> str:
     """The key that signs log checkpoints: GRASSROOTS_SIGNING_KEY, else one kept in var/."""
     if os.environ.get("GRASSROOTS_SIGNING_KEY"):
@@ -139,7 +144,7 @@ class Platform:
         env.update(AMQP_URI=self.service_uris.get(service or "", self.amqp_uri),
                    GATEWAY_ADDRESS=self.api, PYTHONWARNINGS=QUIET)
         for name in catalogue.names():  # every database in var/ unless the operator names one
-            env.setdefault(f"{name.upper()}_DATABASE_URL", f"sqlite:///{self.var / name}.db")
+            env[f"{name.upper()}_DATABASE_URL"] = database_url(name, self.var)
         for name in catalogue.names("write"):  # residents' keys apart from the logs
             env.setdefault(f"{name.upper()}_KEYS_DATABASE_URL",
                            f"sqlite:///{self.var / 'keys' / name}.db")
