@@ -15,6 +15,7 @@ platform issued (`issued`, which the decision asks through its `Context`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -46,7 +47,7 @@ from services.visits.events import VISIT_CORRECTED, VISIT_RECORDED, VISIT_RETRAC
 from shared.campaign.roster import ROSTER_EVENT_TYPES, Roster
 from shared.campaign.workdays import default_calendar
 from shared.eventlog import EventLog, NewEvent, Record
-from shared.kernel.commands import execute, load
+from shared.kernel.commands import Spares, execute, load
 from shared.kernel.errors import NotFound
 from shared.kernel.projection import Fetch, Projector
 from shared.kernel.timed import Clock
@@ -375,10 +376,12 @@ class CasesService(bases.WriteService):
 
         def register() -> open311.Document:
             command = open311.intake(form, str(uuid.uuid4()), here)
-            with bases.database(self.log):
+            with bases.database(self.log), Spares(self.log, type(command)) as spares:
+                command = dataclasses.replace(command, **spares.values)
                 execute(self.log, domain.stream_for(command),
                         lambda history: self.decide(command, history, who, datetime.now(UTC)),
-                        command_id=None, actor=who.actor, contract=events.SCHEMAS)
+                        command_id=None, actor=who.actor, contract=events.SCHEMAS,
+                        spares=spares)
             return open311.accepted(command, here)
 
         return site.answer(register, 201)

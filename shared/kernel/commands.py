@@ -94,7 +94,7 @@ class Spares:
             make = f.metadata.get(FRESH_SUBJECT)
             if make is not None and (subject := log.spare_subject(make)) is not None:
                 self.taken[f.name] = (make, subject)
-        self.values = {name: subject for name, (_, subject) in self.taken.items()}
+        self.values: dict[str, Any] = {name: s for name, (_, s) in self.taken.items()}
 
     def settle(self, appended: Sequence[NewEvent]) -> None:
         """Give back the spares `appended` (the events committed) do not mention."""
