@@ -37,8 +37,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,12 +52,11 @@ from sqlalchemy import (
     bindparam,
     delete,
     select,
-    text,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Request, Response
 
-from shared.eventlog.storage import exclusive, make_engine
+from shared.eventlog.storage import exclusive, lazy_commit, make_engine
 from shared.kernel.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -253,7 +251,7 @@ class IdempotencyStore:
     def _settle(self, claim: Claim, **values: Any) -> None:
         # Only the current holder settles: a claim taken over after its lease ran out
         # belongs to the retry now (both sent the same command id).
-        with _undurable(self.engine) as conn:
+        with lazy_commit(self.engine) as conn:
             conn.execute(_OWNED, {"b_scope": claim.scope, "b_holder": claim.holder,
                                   "holder": None, "locked_until": None, **values})
 
@@ -266,26 +264,6 @@ class IdempotencyStore:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-@contextmanager
-def _undurable(engine: Engine) -> Iterator[Connection]:
-    """A transaction whose commit returns before it reaches the disk (see the module's
-    docstring for why a settle may be lost but a claim may not)."""
-    with engine.connect() as conn:
-        if engine.dialect.name != "sqlite":
-            with conn.begin():
-                conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
-                yield conn
-            return
-        raw = conn.connection.dbapi_connection  # autocommit: the pragma runs outside BEGIN
-        assert raw is not None
-        raw.execute("PRAGMA synchronous=NORMAL")
-        try:
-            with conn.begin():
-                yield conn
-        finally:
-            raw.execute("PRAGMA synchronous=FULL")  # the pooled connection as make_engine left it
 
 
 def claim_for(store: IdempotencyStore | None, request: Request, actor: str,
