@@ -174,6 +174,24 @@ def test_only_a_catch_up_that_meets_a_full_page_sets_the_heap_aside(log, project
     assert gc.get_freeze_count() == 0  # and given back at the end
 
 
+def test_a_long_page_from_a_log_that_answers_less_than_asked_sets_the_heap_aside(
+        log, projector, monkeypatch):
+    """A log read over RPC answers 2,000 records at most, whatever a rebuild asks for: a page
+    that long is a long catch-up too (LONG_PAGE, here 3 with pages of at most 4)."""
+    monkeypatch.setattr(projection_module, "LONG_PAGE", 3)
+    fill(log, 9)
+    inner = log_fetch({"alpha": log})
+    frozen_at_fetch: list[int] = []
+
+    def capped(source: str, after: int, limit: int, until: Any) -> Sequence[Record]:
+        frozen_at_fetch.append(gc.get_freeze_count())
+        return inner(source, after, min(limit, 4), until)
+
+    assert projector.catch_up(capped, page=10) == 9
+    assert frozen_at_fetch[0] == 0 and all(n > 0 for n in frozen_at_fetch[1:])
+    assert gc.get_freeze_count() == 0
+
+
 def test_a_catch_up_waiting_on_its_fetch_holds_no_delivery_back(log, projector):
     """A catch-up whose fetch is slow (a remote log call while the broker is in trouble) does
     not hold the view: deliveries that continue the checkpoint are applied meanwhile, one
