@@ -246,24 +246,33 @@ class Projector:
 
     def _catch_up_source(self, fetch: Fetch, source: str, until: datetime | None, page: int,
                          progress: Progress | None, aside: ExitStack) -> int:
-        total = 0
-        while True:
-            after = self.checkpoints()[source]
-            records = fetch(source, after, page, until)
-            if not records:
-                return total
-            if len(records) >= min(page, LONG_PAGE) and gc.get_freeze_count() == 0:
-                aside.enter_context(_older_objects_set_aside())  # a long catch-up: see there
-            applied, _ = self.apply_batch(records)
-            total += applied
-            if progress is not None:
-                progress(source, records[-1].position)
-            if applied == 0 and self.checkpoints()[source] == after:
-                log.error(
-                    "%s: the %s log at position %d does not continue the history this "
-                    "view was built from (was the log replaced?); rebuild the view",
-                    self.name, source, records[0].position)
-                return total
+        total, ahead = 0, None
+        try:
+            while True:
+                after = self.checkpoints()[source]
+                records = ahead.take(after) if ahead is not None else None
+                ahead = None
+                if records is None:
+                    records = fetch(source, after, page, until)
+                if not records:
+                    return total
+                if len(records) >= min(page, LONG_PAGE):  # a long catch-up
+                    if gc.get_freeze_count() == 0:
+                        aside.enter_context(_older_objects_set_aside())  # see there
+                    ahead = _Ahead(fetch, source, records[-1].position, page, until)
+                applied, _ = self.apply_batch(records)
+                total += applied
+                if progress is not None:
+                    progress(source, records[-1].position)
+                if applied == 0 and self.checkpoints()[source] == after:
+                    log.error(
+                        "%s: the %s log at position %d does not continue the history this "
+                        "view was built from (was the log replaced?); rebuild the view",
+                        self.name, source, records[0].position)
+                    return total
+        finally:
+            if ahead is not None:  # stopped by an error: the read in flight ends unused
+                ahead.take(-1)
 
     def position_at(self, fetch: Fetch, source: str, instant: datetime) -> int:
         """The last position of `source` recorded by `instant` (0: none), with the view caught
@@ -317,6 +326,42 @@ class Projector:
                 return self._catch_up_all(fetch, None, page, progress)
             finally:
                 self.rebuilding = False
+
+
+class _Ahead:
+    """The next page of a long catch-up, read while the page before is folded.
+
+    Over RPC a page is read, encoded and sent by the source's service while this one waits,
+    then folded while that one waits: reading the next page meanwhile keeps both at work. A
+    thread of its own (a green thread in a service, whose threading eventlet patched). The
+    page is used only if the checkpoint is where the read began, else read again; a read
+    that failed raises where the page is taken, as a read made then would have.
+    """
+
+    def __init__(self, fetch: Fetch, source: str, after: int, page: int,
+                 until: datetime | None) -> None:
+        self.after = after
+        self._records: Sequence[Record] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._read, daemon=True,
+                                        args=(fetch, source, after, page, until))
+        self._thread.start()
+
+    def _read(self, fetch: Fetch, source: str, after: int, page: int,
+              until: datetime | None) -> None:
+        try:
+            self._records = fetch(source, after, page, until)
+        except BaseException as exc:  # noqa: BLE001 - raised where the page is taken
+            self._error = exc
+
+    def take(self, after: int) -> Sequence[Record] | None:
+        """The page if it was read from `after` (None: read it again)."""
+        self._thread.join()
+        if after != self.after:
+            return None
+        if self._error is not None:
+            raise self._error
+        return self._records
 
 
 @contextmanager

@@ -372,7 +372,7 @@ def district_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="grassroots bench", description=__doc__)
-    parser.add_argument("what", choices=["log", "district"], help="what to measure")
+    parser.add_argument("what", choices=["log", "district", "rebuild"], help="what to measure")
     parser.add_argument("--events", type=int, default=20000, help="events to append in batches")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     parser.add_argument("--single", type=int, default=None,
@@ -383,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
         from shared.tools.bench_district import bench_district
 
         print(json.dumps(bench_district(args), indent=2))
+        return 0
+    if args.what == "rebuild":
+        from shared.tools.bench_rebuild import bench_rebuild
+
+        print(json.dumps(bench_rebuild(args), indent=2))
         return 0
     if args.events < BATCH:
         parser.error(f"--events must be at least {BATCH}")

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -180,46 +180,59 @@ class _LagWatch:
 
 
 @contextmanager
-def _platform(work: Path) -> Iterator[tuple[Any, str, str, str, dict[str, int]]]:
-    """Broker, platform and floor pair; yields (platform, its API, the floor's API, an
-    operator token, the floor's process ids by name)."""
+def started(work: Path, services: Sequence[str],
+            grants: dict[str, Grant] | None = None) -> Iterator[Any]:
+    """A RabbitMQ node of its own (with each service's user, and `grants`) and the platform's
+    `services` started on it as `grassroots up` starts them, SQLite under work/var; yields the
+    `Platform` (its `amqp_uri` the operator's)."""
     from shared.eventlog import Signer
-    from shared.runtime.auth import TokenStore
     from shared.tools.platform import Platform
 
     port = free_port()
     rabbit = LocalRabbit(work / "rabbit", port, f"grassroots-bench-{port}", dist_port=free_port(),
-                         grants={**GRANTS, BENCH_USER: Grant(".*", ".*", ".*")}, login="operator")
-    _say(f"bench api: starting a RabbitMQ node on 127.0.0.1:{port} ...")
+                         grants={**GRANTS, **(grants or {})}, login="operator")
+    _say(f"bench: starting a RabbitMQ node on 127.0.0.1:{port} ...")
     rabbit.start()
     platform = Platform(out=io.StringIO(), var=work / "var", env={
         "GRASSROOTS_TOKENS": str(work / "var" / "tokens.json"), "REMINDER_SECONDS": "3600",
         "GRASSROOTS_SIGNING_KEY": Signer.generate()})
     platform.amqp_uri, platform.service_uris = rabbit.uris["operator"], rabbit.uris
     platform.api = f"127.0.0.1:{free_port()}"
-    floor_api = f"127.0.0.1:{free_port()}"
-    config = work / "floor.yml"
-    config.write_text(json.dumps({"AMQP_URI": rabbit.uris[BENCH_USER],
-                                  "WEB_SERVER_ADDRESS": floor_api, "max_workers": 10}))
-    floor: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        for name in catalogue.names():
+        for name in services:
             platform.start_service(name)
-        for cls in (FloorEcho, FloorHttp):
-            floor[cls.name] = subprocess.Popen(
-                [sys.executable, "-m", "shared.runtime.serve", "run", "--config", str(config),
-                 f"shared.tools.bench_api:{cls.__name__}"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, env=platform.env())
-        platform.wait_ready(120)
-        token = TokenStore(work / "var" / "tokens.json").create("operator")
-        yield (platform, f"http://{platform.api}", f"http://{floor_api}", token,
-               {name: proc.pid for name, proc in floor.items()})
+        yield platform
     finally:
-        for proc in floor.values():
-            proc.terminate()
-            proc.wait(20)
         platform.stop()
         rabbit.stop()
+
+
+@contextmanager
+def _platform(work: Path) -> Iterator[tuple[Any, str, str, str, dict[str, int]]]:
+    """Broker, platform and floor pair; yields (platform, its API, the floor's API, an
+    operator token, the floor's process ids by name)."""
+    from shared.runtime.auth import TokenStore
+
+    floor_api = f"127.0.0.1:{free_port()}"
+    floor: dict[str, subprocess.Popen[bytes]] = {}
+    with started(work, catalogue.names(), {BENCH_USER: Grant(".*", ".*", ".*")}) as platform:
+        config = work / "floor.yml"
+        config.write_text(json.dumps({"AMQP_URI": platform.service_uris[BENCH_USER],
+                                      "WEB_SERVER_ADDRESS": floor_api, "max_workers": 10}))
+        try:
+            for cls in (FloorEcho, FloorHttp):
+                floor[cls.name] = subprocess.Popen(
+                    [sys.executable, "-m", "shared.runtime.serve", "run", "--config",
+                     str(config), f"shared.tools.bench_api:{cls.__name__}"], cwd=ROOT,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=platform.env())
+            platform.wait_ready(120)
+            token = TokenStore(work / "var" / "tokens.json").create("operator")
+            yield (platform, f"http://{platform.api}", f"http://{floor_api}", token,
+                   {name: proc.pid for name, proc in floor.items()})
+        finally:
+            for proc in floor.values():
+                proc.terminate()
+                proc.wait(20)
 
 
 def _roster(base: str, token: str) -> None:

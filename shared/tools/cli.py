@@ -78,7 +78,7 @@ def _bench(args: argparse.Namespace) -> int:
     argv = [args.what, "--events", str(args.events), "--rounds", str(args.rounds)]
     if args.single is not None:
         argv += ["--single", str(args.single)]
-    if args.what == "district":  # the district year's options, passed on as given
+    if args.what in ("district", "rebuild"):  # the district year's options, as given
         argv += ["--cadres", str(args.cadres), "--months", str(args.months), "--seed",
                  str(args.seed), "--commands", str(args.commands), "--appends",
                  str(args.appends), "--cache", str(args.cache), *(["--quick"] * args.quick)]
@@ -135,7 +135,7 @@ def parser() -> argparse.ArgumentParser:
                        help="parts walked at once (default: one per core)")
     check.add_argument("--json", action="store_true", help="JSON instead of a line per log")
     bench = command("bench", _bench, "benchmarks, printed as JSON")
-    bench.add_argument("what", choices=["log", "api", "district"])
+    bench.add_argument("what", choices=["log", "api", "district", "rebuild"])
     bench.add_argument("--requests", type=int, default=400,
                        help="api: POST /visits per client count and side")
     bench.add_argument("--events", type=int, default=20000, help="events appended in batches")

@@ -6,6 +6,7 @@ A tiny projection counts events per stream; the records come from real EventLogs
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -467,3 +468,67 @@ def test_projector_replicas_on_one_database_apply_each_record_once(tmp_path, pg_
     assert errors == []
     assert rows(replicas[0].engine) == reference(records)
     assert replicas[0].checkpoints() == {"alpha": 60}
+
+
+def _rows(projector: Projector) -> list[Any]:
+    with projector.engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(select(counts)))
+
+
+def test_a_long_catch_up_reads_each_next_page_once_while_folding_the_one_before(
+        tmp_path, log, projector, monkeypatch):
+    """Pages of 4 (LONG_PAGE 3): each page is asked for once, from where the one before
+    ended, and the view ends as one read page by page without reading ahead ends."""
+    monkeypatch.setattr(projection_module, "LONG_PAGE", 3)
+    fill(log, 10)
+    inner = log_fetch({"alpha": log})
+    asked: list[int] = []
+
+    def fetch(source: str, after: int, limit: int, until: Any) -> Sequence[Record]:
+        asked.append(after)
+        return inner(source, after, 4, until)
+
+    assert projector.catch_up(fetch, page=10) == 10
+    assert asked == [0, 4, 8, 10]  # 4 and 8 read ahead; after the short third, the end
+    plain = Projector.open(Counts(), f"sqlite:///{tmp_path / 'plain.db'}")
+    assert plain.catch_up(log_fetch({"alpha": log}), page=4) == 10  # pages of 4, none long
+    assert _rows(plain) == _rows(projector) and plain.checkpoints() == projector.checkpoints()
+
+
+def test_a_read_ahead_that_failed_raises_where_its_page_is_taken(log, projector, monkeypatch):
+    monkeypatch.setattr(projection_module, "LONG_PAGE", 3)
+    fill(log, 10)
+    inner = log_fetch({"alpha": log})
+    threads = threading.active_count()
+
+    def fetch(source: str, after: int, limit: int, until: Any) -> Sequence[Record]:
+        if after == 4:
+            raise ConnectionError("the visits service went away")
+        return inner(source, after, 4, until)
+
+    with pytest.raises(ConnectionError, match="went away"):
+        projector.catch_up(fetch, page=10)
+    assert projector.checkpoints() == {"alpha": 4}, "the page before it was folded"
+    assert threading.active_count() == threads and gc.get_freeze_count() == 0
+
+
+def test_a_fold_that_fails_lets_the_read_ahead_end_unused(log, projector, monkeypatch):
+    monkeypatch.setattr(projection_module, "LONG_PAGE", 3)
+    fill(log, 10)
+    inner = log_fetch({"alpha": log})
+    threads, read = threading.active_count(), threading.Event()
+
+    def fetch(source: str, after: int, limit: int, until: Any) -> Sequence[Record]:
+        if after == 4:
+            time.sleep(0.2)  # still reading when the fold fails
+            read.set()
+        return inner(source, after, 4, until)
+
+    def apply_batch(records: Sequence[Record]) -> tuple[int, bool]:
+        raise RuntimeError("the view's disk is full")
+
+    monkeypatch.setattr(projector, "apply_batch", apply_batch)
+    with pytest.raises(RuntimeError, match="disk is full"):
+        projector.catch_up(fetch, page=10)
+    assert read.is_set(), "the catch-up waited for the read in flight"
+    assert threading.active_count() == threads and gc.get_freeze_count() == 0
