@@ -118,7 +118,8 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("id", help="the token's id, as `token list` shows it")
     demo = command("demo", _demo, "load a sample district month through the API")
     demo.add_argument("--api", default=None, help="API address (default: the running `up`)")
-    demo.add_argument("--month", default=None, help="YYYY-MM (default: last month)")
+    demo.add_argument("--month", default=None, help="YYYY-MM (default: this month once its "
+                      "fixed day has come, else last month)")
     demo.add_argument("--seed", type=int, default=7)
     projections = sub.add_parser("projections", help="operate projections").add_subparsers(
         dest="projections_command", required=True)
