@@ -172,14 +172,12 @@ def walk(engine: Engine, audit: Audit, page_size: int, last: int = _END) -> Audi
 
 
 class Part(NamedTuple):
-    """What one part of a parallel walk found: the hash it started from (`prev`), and
-    whether its rows `first`..`last` all checked out."""
+    """What one part of a parallel walk found: the hash it started from (`prev`), whether
+    its rows all checked out, and the hash of its last row (`head`)."""
 
-    first: int
-    last: int
     prev: str
     ok: bool
-    head: str  # hash of its last row
+    head: str
     checked: int
     marks_seen: int
 
@@ -190,19 +188,13 @@ def walk_part(url: str, marks: dict[int, Checkpoint], first: int, last: int,
     positions `first`..`last`, starting from the prev_hash row `first` holds."""
     engine = make_engine(url, poolclass=NullPool)
     try:
-        raw = engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            cursor.execute(f"SELECT prev_hash FROM event_log WHERE position = "
-                           f"{placeholder(engine.dialect.name)}", (first,))
-            row = cursor.fetchone()
-            raw.commit()
-        finally:
-            raw.close()
-        if row is None:
-            return Part(first, last, "", False, "", 0, 0)
-        audit = walk(engine, Audit(marks, first, row[0]), page_size, last)
+        with closing(raw_pages(engine, 1, first - 1, first)) as one:
+            row = next(one, [])
+        if not row:
+            return Part("", False, "", 0, 0)
+        prev = row[0][2]
+        audit = walk(engine, Audit(marks, first, prev), page_size, last)
     finally:
         engine.dispose()
     ok = audit.bad is None and audit.expected == last + 1
-    return Part(first, last, row[0], ok, audit.prev, audit.checked, audit.seen_marks)
+    return Part(prev, ok, audit.prev, audit.checked, audit.seen_marks)

@@ -723,12 +723,14 @@ class EventLog:
         url = self.engine.url.render_as_string(hide_password=False)
         bounds = [head * n // jobs for n in range(jobs + 1)]
         spans = [(lo + 1, hi) for lo, hi in itertools.pairwise(bounds)]
+
+        def within(lo: int, hi: int) -> dict[int, Checkpoint]:
+            return {p: cp for p, cp in marks.items() if lo <= p <= hi}
+
         with ProcessPoolExecutor(jobs - 1, mp_context=get_context("fork")) as pool:
-            rest = [pool.submit(walk_part, url, {p: cp for p, cp in marks.items()
-                                                 if lo <= p <= hi}, lo, hi, PAGE)
+            rest = [pool.submit(walk_part, url, within(lo, hi), lo, hi, PAGE)
                     for lo, hi in spans[1:]]
-            first = walk(self.engine, Audit({p: cp for p, cp in marks.items()
-                                             if p <= spans[0][1]}), PAGE, spans[0][1])
+            first = walk(self.engine, Audit(within(*spans[0])), PAGE, spans[0][1])
             parts = [future.result() for future in rest]
         if first.bad is not None or first.expected != spans[0][1] + 1:
             return None

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import fields, is_dataclass
+from functools import cache
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -90,10 +91,9 @@ class Spares:
     def __init__(self, log: EventLog, command: type) -> None:
         self.log = log
         self.taken: dict[str, tuple[Callable[[], str], str]] = {}
-        for f in fields(command) if is_dataclass(command) else ():
-            make = f.metadata.get(FRESH_SUBJECT)
-            if make is not None and (subject := log.spare_subject(make)) is not None:
-                self.taken[f.name] = (make, subject)
+        for name, make in _fresh_fields(command):
+            if (subject := log.spare_subject(make)) is not None:
+                self.taken[name] = (make, subject)
         self.values: dict[str, Any] = {name: s for name, (_, s) in self.taken.items()}
 
     def settle(self, appended: Sequence[NewEvent]) -> None:
@@ -111,6 +111,14 @@ class Spares:
         if kind is None or issubclass(kind, DomainError):
             self.settle(())
         self.taken = {}
+
+
+@cache
+def _fresh_fields(command: type) -> tuple[tuple[str, Callable[[], str]], ...]:
+    """A command class's `fresh_subject` fields and their factories (asked for every
+    command, so worked out once per class)."""
+    return tuple((f.name, f.metadata[FRESH_SUBJECT]) for f in
+                 (fields(command) if is_dataclass(command) else ()) if FRESH_SUBJECT in f.metadata)
 
 
 def _mentions(value: Any, text: str) -> bool:

@@ -272,7 +272,7 @@ class Projector:
                     return total
         finally:
             if ahead is not None:  # stopped by an error: the read in flight ends unused
-                ahead.take(-1)
+                ahead.drop()
 
     def position_at(self, fetch: Fetch, source: str, instant: datetime) -> int:
         """The last position of `source` recorded by `instant` (0: none), with the view caught
@@ -356,12 +356,16 @@ class _Ahead:
 
     def take(self, after: int) -> Sequence[Record] | None:
         """The page if it was read from `after` (None: read it again)."""
-        self._thread.join()
+        self.drop()
         if after != self.after:
             return None
         if self._error is not None:
             raise self._error
         return self._records
+
+    def drop(self) -> None:
+        """Wait for the read to end (its page unused unless taken)."""
+        self._thread.join()
 
 
 @contextmanager
