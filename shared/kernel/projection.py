@@ -72,6 +72,16 @@ AS_OF_WINDOW = 500  # positions read at once to end `position_at`'s search (a lo
 LONG_PAGE = 1000
 
 
+def waits(fetch: Fetch) -> bool:
+    """Whether `fetch` waits on another process (it says so: `waits = True`, as the views'
+    reader of remote logs does), so a long catch-up reads its next page while it folds.
+
+    A read in this process would only share the CPU with the fold: in an OS thread beside it,
+    the two handed the GIL to each other at every SQLite step, and an in-process district
+    rebuild took 5.2 s of CPU against 3.2 s reading page after page."""
+    return bool(getattr(fetch, "waits", False))
+
+
 class Projection(Protocol):
     name: str
     sources: tuple[str, ...]
@@ -259,7 +269,8 @@ class Projector:
                 if len(records) >= min(page, LONG_PAGE):  # a long catch-up
                     if gc.get_freeze_count() == 0:
                         aside.enter_context(_older_objects_set_aside())  # see there
-                    ahead = _Ahead(fetch, source, records[-1].position, page, until)
+                    if waits(fetch):
+                        ahead = _Ahead(fetch, source, records[-1].position, page, until)
                 applied, _ = self.apply_batch(records)
                 total += applied
                 if progress is not None:
@@ -329,7 +340,8 @@ class Projector:
 
 
 class _Ahead:
-    """The next page of a long catch-up, read while the page before is folded.
+    """The next page of a long catch-up from a log read remotely (`waits`), read while the
+    page before is folded.
 
     Over RPC a page is read, encoded and sent by the source's service while this one waits,
     then folded while that one waits: reading the next page meanwhile keeps both at work. A

@@ -176,6 +176,8 @@ class RemoteLogs:
     each.
     """
 
+    waits = True  # on the log's service: a long catch-up reads ahead (`projection.waits`)
+
     def __init__(self, amqp_uri: str, timeout: float) -> None:
         from shared.runtime.rpc import ProxyPool
 

@@ -5,8 +5,7 @@ service keeps it) through the same `Projector` the service runs, then asks for o
 report of every cadre, live and as of an instant in the middle of the log. Figures are
 medians of `rounds` runs; times are wall clock on whatever else the machine is doing.
 The rebuild's time is split into reading the log and the view's own folding and writing
-(each timed where it runs: a long catch-up reads the next page in a thread of its own while
-it folds the one before, so the two overlap and the rebuild takes less than their sum).
+(each timed where it runs; a log read in-process is not read ahead, so here they add up).
 """
 
 from __future__ import annotations
@@ -122,7 +121,7 @@ def view_figures(
         "cadres": len(live["cadres"]),
         "rebuild_s": round(rebuild_s, 3),
         "rebuild_ev_s": round(events / rebuild_s) if rebuild_s else None,
-        "rebuild_read_s": round(wall["read"], 3),  # reading the log (beside the folding)
+        "rebuild_read_s": round(wall["read"], 3),  # reading the log
         "fold_ev_s": round(events / wall["apply"]) if wall["apply"] else None,  # the view's
         # CPU per record, whatever else the machine runs: reading the log, the view's
         # statements (loads, writes), and the fold itself (the rest of applying pages).

@@ -8,7 +8,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -475,24 +475,56 @@ def _rows(projector: Projector) -> list[Any]:
         return sorted(tuple(r) for r in conn.execute(select(counts)))
 
 
+class Remote:
+    """A fetch that says it waits on another process, as the views' `RemoteLogs` does."""
+
+    waits = True
+
+    def __init__(self, read: Callable[[str, int, int, Any], Sequence[Record]]) -> None:
+        self.read = read
+
+    def __call__(self, source: str, after: int, limit: int, until: Any) -> Sequence[Record]:
+        return self.read(source, after, limit, until)
+
+
 def test_a_long_catch_up_reads_each_next_page_once_while_folding_the_one_before(
         tmp_path, log, projector, monkeypatch):
-    """Pages of 4 (LONG_PAGE 3): each page is asked for once, from where the one before
-    ended, and the view ends as one read page by page without reading ahead ends."""
+    """Pages of 4 (LONG_PAGE 3) from a remote log: each page is asked for once, from where
+    the one before ended, the next ones by another thread, and the view ends as one read
+    page by page without reading ahead ends."""
     monkeypatch.setattr(projection_module, "LONG_PAGE", 3)
     fill(log, 10)
     inner = log_fetch({"alpha": log})
-    asked: list[int] = []
+    asked: list[tuple[int, bool]] = []
+    here = threading.current_thread()
 
     def fetch(source: str, after: int, limit: int, until: Any) -> Sequence[Record]:
-        asked.append(after)
+        asked.append((after, threading.current_thread() is here))
         return inner(source, after, 4, until)
 
-    assert projector.catch_up(fetch, page=10) == 10
-    assert asked == [0, 4, 8, 10]  # 4 and 8 read ahead; after the short third, the end
+    assert projector.catch_up(Remote(fetch), page=10) == 10
+    # 4 and 8 read ahead; after the short third, the end
+    assert asked == [(0, True), (4, False), (8, False), (10, True)]
     plain = Projector.open(Counts(), f"sqlite:///{tmp_path / 'plain.db'}")
     assert plain.catch_up(log_fetch({"alpha": log}), page=4) == 10  # pages of 4, none long
     assert _rows(plain) == _rows(projector) and plain.checkpoints() == projector.checkpoints()
+
+
+def test_a_log_read_in_this_process_is_not_read_ahead(log, projector, monkeypatch):
+    """Reading ahead in a thread of this process only shares the CPU with the fold (and
+    hands the GIL back and forth at every SQLite step): a long catch-up from a local log
+    reads each page where it folds it."""
+    monkeypatch.setattr(projection_module, "LONG_PAGE", 3)
+    fill(log, 10)
+    inner = log_fetch({"alpha": log})
+    readers: list[threading.Thread] = []
+
+    def fetch(source: str, after: int, limit: int, until: Any) -> Sequence[Record]:
+        readers.append(threading.current_thread())
+        return inner(source, after, 4, until)
+
+    assert projector.catch_up(fetch, page=10) == 10
+    assert readers == [threading.current_thread()] * 4
 
 
 def test_a_read_ahead_that_failed_raises_where_its_page_is_taken(log, projector, monkeypatch):
@@ -507,7 +539,7 @@ def test_a_read_ahead_that_failed_raises_where_its_page_is_taken(log, projector,
         return inner(source, after, 4, until)
 
     with pytest.raises(ConnectionError, match="went away"):
-        projector.catch_up(fetch, page=10)
+        projector.catch_up(Remote(fetch), page=10)
     assert projector.checkpoints() == {"alpha": 4}, "the page before it was folded"
     assert threading.active_count() == threads and gc.get_freeze_count() == 0
 
@@ -529,6 +561,6 @@ def test_a_fold_that_fails_lets_the_read_ahead_end_unused(log, projector, monkey
 
     monkeypatch.setattr(projector, "apply_batch", apply_batch)
     with pytest.raises(RuntimeError, match="disk is full"):
-        projector.catch_up(fetch, page=10)
+        projector.catch_up(Remote(fetch), page=10)
     assert read.is_set(), "the catch-up waited for the read in flight"
     assert threading.active_count() == threads and gc.get_freeze_count() == 0
