@@ -77,6 +77,7 @@ class KeyStore:
             key_metadata.create_all(conn)
         self._spares: dict[Callable[[], str], list[str]] = {}
         self._spares_lock = threading.Lock()
+        self._spare_keys: dict[str, bytes] = {}  # spares' keys until first asked for
 
     def spare(self, make: Callable[[], str]) -> str:
         """The id of a subject nobody has used yet (made by `make`) whose key is already
@@ -87,6 +88,12 @@ class KeyStore:
         for a new resident's visit. Spares are stored `SPARES` at a time in one commit and
         handed out one by one, so the append that uses one finds its key and commits once.
         A spare never used (a crash, a lost one) is a key with no data: nothing to read.
+
+        The keys are also kept here until `keys_for_writing` first asks for one, which then
+        needs no query (one fewer round trip for a new resident's visit). A spare's key is
+        asked for only by the append that uses it, before anyone else can know its id, so
+        it cannot have been erased meanwhile; one handed out and lost is forgotten at the
+        next refill, and a spare asked for after that is looked up like any other subject.
         """
         with self._spares_lock:
             pool = self._spares.setdefault(make, [])
@@ -94,6 +101,9 @@ class KeyStore:
                 fresh = {make(): AESGCM.generate_key(bit_length=256) for _ in range(SPARES)}
                 self.store(fresh, None)
                 pool.extend(fresh)
+                pooled = {s for spares in self._spares.values() for s in spares}
+                self._spare_keys = {s: k for s, k in self._spare_keys.items() if s in pooled}
+                self._spare_keys.update(fresh)
             return pool.pop()
 
     def give_back(self, make: Callable[[], str], subject: str) -> None:
@@ -111,8 +121,12 @@ class KeyStore:
         wanted = set(subjects)
         if not wanted:
             return {}, {}
-        rows = self._select(wanted)
-        known = _usable(rows)
+        spares, known = self._spare_keys, {}
+        for subject in wanted & spares.keys():
+            if (key := spares.pop(subject, None)) is not None:
+                known[subject] = key
+        if rest := wanted - known.keys():
+            known.update(_usable(self._select(rest)))
         fresh = {s: AESGCM.generate_key(bit_length=256) for s in wanted - known.keys()}
         return {**known, **fresh}, fresh
 

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from shared.eventlog import ConcurrencyError, EventLog, NewEvent
+from shared.eventlog import ConcurrencyError, EventLog, ForgottenSubjectError, NewEvent
 from shared.eventlog.personal import SPARES
 
 
@@ -192,3 +192,42 @@ def test_spares_are_handed_out_once_unless_given_back(log_factory, apart_url):
     keyed.give_back_subject(_resident_id, handed[0])
     assert keyed.spare_subject(_resident_id) == handed[0]
     assert keyed.spare_subject(_resident_id) not in handed
+
+
+def test_a_spares_key_is_asked_for_only_after_its_first_use(log_factory, apart_url,
+                                                            monkeypatch):
+    """The append that uses a spare has its key at hand (no query of the key database);
+    after that the key database is asked, as for any subject, so an erasure is seen."""
+    keyed = log_factory(keys_url=apart_url)
+    spare, other = keyed.spare_subject(_resident_id), keyed.spare_subject(_resident_id)
+    keyed.append("resident-0", [resident("r-known")])
+    asked: list[set[str]] = []
+    select = keyed.keys._select
+
+    def counted(subjects: set[str]) -> list[Any]:
+        asked.append(set(subjects))
+        return select(subjects)
+
+    monkeypatch.setattr(keyed.keys, "_select", counted)
+    keyed.append("resident-1", [resident(spare)])
+    assert asked == []
+    assert keyed.keys.erase(spare)
+    with pytest.raises(ForgottenSubjectError):
+        keyed.append("resident-1", [resident(spare, name="Bo Li")], expected_version=1)
+    assert asked == [{spare}]
+    keyed.append("resident-2", [resident(other), resident("r-known")])
+    assert asked == [{spare}, {"r-known"}], "only the subject that is not an unused spare"
+    assert [r.data for r in keyed.read_stream("resident-2")] == [{"name": "Ann Smith"}] * 2
+
+
+def test_keys_of_spares_handed_out_and_never_used_are_not_kept_past_a_refill(
+        log_factory, apart_url):
+    """A spare lost by its command (its outcome unknown) leaves its key in the key database
+    only: the keys kept at hand are those of the spares still in the pool, and the new batch."""
+    keyed = log_factory(keys_url=apart_url)
+    handed = [keyed.spare_subject(_resident_id) for _ in range(SPARES + 1)]
+    at_hand = set(keyed.keys._spare_keys)
+    assert handed[-1] in at_hand and not at_hand & set(handed[:-1])
+    assert len(at_hand) == SPARES
+    keys, fresh = keyed.keys.keys_for_writing([handed[0]])
+    assert fresh == {} and keys == keyed.keys.keys([handed[0]]), "looked up, not made"
