@@ -16,6 +16,7 @@ from functools import cache
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+import msgspec
 from marshmallow import Schema, ValidationError
 
 from shared.eventlog import ConcurrencyError, EventLog, NewEvent, Record
@@ -122,14 +123,14 @@ def _fresh_fields(command: type) -> tuple[tuple[str, Callable[[], str]], ...]:
 
 
 def _mentions(value: Any, text: str) -> bool:
-    """Whether `text` is `value` or a string anywhere inside it."""
-    if isinstance(value, str):
-        return value == text
-    if isinstance(value, Mapping):
-        return any(_mentions(v, text) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_mentions(v, text) for v in value)
-    return False
+    """Whether `text` is a string in `value`, or part of one: a search of its JSON (the log
+    encodes every event's data so). A string that only contains `text` counts too, as a
+    spare that merely seems used is lost, never handed out twice. Walking the data in Python
+    cost a twentieth of a visit's CPU."""
+    return _JSON.encode(text)[1:-1] in _JSON.encode(value)
+
+
+_JSON = msgspec.json.Encoder()
 
 
 def execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from marshmallow import Schema, fields
@@ -187,6 +188,21 @@ def test_a_spare_no_event_used_is_handed_out_again(apart) -> None:
     used, _ = _run(apart, "Cy")
     assert used == unused, "the next new person gets it"
     assert _run(apart, "Di")[0] != used, "once used, never handed out again"
+
+
+def test_a_spare_mentioned_anywhere_in_an_events_data_is_used(apart) -> None:
+    """Not only as an event's subject: an id inside its data (a list in an object) is used
+    too, and never handed out again; one merely looking alike leaves the spare unused."""
+    def noting(where: Callable[[str], dict[str, Any]]
+               ) -> Callable[[Register], Callable[[list[Record]], list[NewEvent]]]:
+        def decide(command: Register) -> Callable[[list[Record]], list[NewEvent]]:
+            return lambda history: [NewEvent("thing.noted", where(command.fresh_id))]
+        return decide
+
+    unused, _ = _run(apart, "Ann", decide=noting(lambda spare: {"who": spare[:-1]}))
+    used, _ = _run(apart, "Bob", decide=noting(lambda spare: {"with": {"ids": ["x", spare]}}))
+    assert used == unused, "an id it only looks like did not use the spare"
+    assert _run(apart, "Cy")[0] != used, "one inside the data did"
 
 
 def test_a_command_that_failed_otherwise_never_hands_its_spare_out_again(apart) -> None:
