@@ -70,17 +70,23 @@ def bench_rebuild(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _copy(source: Path, target: Path) -> int:
-    """Copy the log (SQLite's backup, whatever a reader left in its WAL) and set its relay's
-    checkpoint at the head; the head."""
+    """Copy the log (SQLite's backup, whatever a reader left in its WAL) and its residents'
+    keys to where the service keeps them (var/keys/, as `grassroots up` runs it: without
+    them every resident would read as forgotten), and set the relay's checkpoint at the
+    head; the head."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
         src.backup(dst)
-    log = EventLog.open(f"sqlite:///{target}", service="visits")
+    keys = target.parent / "keys" / "visits.db"
+    log = EventLog.open(f"sqlite:///{target}", service="visits", keys_url=f"sqlite:///{keys}")
     try:
         head = log.last_position()
         Checkpoints(log.engine, "relay:visits").advance(head)
     finally:
         log.close()
+    with sqlite3.connect(keys) as store:
+        store.execute("ATTACH DATABASE ? AS log", (str(target),))
+        store.execute("INSERT INTO subject_keys SELECT * FROM log.subject_keys")
     return head
 
 

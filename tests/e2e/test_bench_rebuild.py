@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from shared.eventlog import EventLog, NewEvent
+from shared.tools.bench_rebuild import _copy
 from shared.tools.cli import main
 
 
@@ -21,3 +23,23 @@ def test_bench_rebuild_folds_the_district_over_rpc(tmp_path, capsys: pytest.Capt
         assert result[key] > 0, key
     assert result["rpc_vs_in_process"] == pytest.approx(
         result["rebuild_rpc_ev_s"] / result["rebuild_ev_s"], abs=0.01)
+
+
+def test_the_copy_keeps_residents_readable_with_keys_where_the_service_keeps_them(tmp_path
+                                                                                 ) -> None:
+    """The district log holds its residents' keys in its own database; the services keep them
+    in var/keys/: copied there, so no resident of the copy reads as forgotten."""
+    source = EventLog.open(f"sqlite:///{tmp_path / 'district.db'}", service="visits")
+    source.append("resident-1", [NewEvent("resident.registered", {"name": "Ann Smith"},
+                                          subject="r-1", personal=("name",))])
+    source.close()
+    var = tmp_path / "var"
+    assert _copy(tmp_path / "district.db", var / "visits.db") == 1
+    copy = EventLog.open(f"sqlite:///{var / 'visits.db'}", service="visits",
+                         keys_url=f"sqlite:///{var / 'keys' / 'visits.db'}")
+    try:
+        record = copy.read_stream("resident-1")[0]
+        assert (record.data, record.redacted) == ({"name": "Ann Smith"}, ())
+        assert copy.verify().ok
+    finally:
+        copy.close()
