@@ -5,12 +5,15 @@ whether the broker answers at all."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from amqp.abstract_channel import IGNORED_METHOD_DURING_CHANNEL_CLOSE
+from amqp.spec import Basic
 from kombu import Connection
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -18,6 +21,22 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from shared.kernel.errors import DomainError
 from shared.runtime import wire
 from shared.runtime.survive import BROKER_ERRORS
+
+
+class _LateConfirm(logging.Filter):
+    """Drops py-amqp's warning that a publisher confirm (Basic.Ack, 60/80) reached a channel
+    it was closing, which py-amqp then ignores, as it says. A call to a service that is not
+    up (`grassroots status` while one starts or is down) gets its message back unroutable:
+    the proxy raises UnknownService and closes the channel, and the broker's confirm of that
+    message arrives after. The caller's own error says what happened; the warning only
+    alarmed whoever read it (once per call to a missing service)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == IGNORED_METHOD_DURING_CHANNEL_CLOSE
+                    and isinstance(record.args, tuple) and record.args[:1] == (Basic.Ack,))
+
+
+logging.getLogger("amqp").addFilter(_LateConfirm())
 
 
 def _config(amqp_uri: str) -> dict[str, Any]:

@@ -16,7 +16,6 @@ stderr, JSON on stdout.
 from __future__ import annotations
 
 import argparse
-import logging
 import sqlite3
 import tempfile
 import time
@@ -92,9 +91,7 @@ def _copy(source: Path, target: Path) -> int:
 
 def _until_caught_up(rpc: Any, head: int, since: float) -> None:
     """Until the view has folded the log to `head` and is not rebuilding (the services may
-    still be starting: a status call that fails is asked again; py-amqp's warning about the
-    confirm that reaches the failed call's closing channel is not for the reader)."""
-    logging.getLogger("amqp").setLevel(logging.ERROR)
+    still be starting: a status call that fails is asked again)."""
     while True:
         try:
             status = getattr(rpc, VIEW).status()
