@@ -1,10 +1,10 @@
 """The relay: the log is the outbox.
 
 It publishes committed events to the service's topic exchange (routing key = event type) as
-persistent CloudEvents messages, waits for the broker's publisher confirm, and only then
-advances its checkpoint, in the service's own database. Delivery is therefore at least once;
-consumers are idempotent. A lease row makes sure one relay per log publishes at a time when a
-service is scaled out.
+persistent CloudEvents messages, waits for the broker's publisher confirms of the batch, and
+only then advances its checkpoint, in the service's own database. Delivery is therefore at
+least once; consumers are idempotent. A lease row makes sure one relay per log publishes at a
+time when a service is scaled out.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import eventlet
+from amqp.exceptions import MessageNacked
 from kombu import Connection, Exchange, Producer
 from sqlalchemy import (
     BigInteger,
@@ -127,6 +129,54 @@ class Checkpoints:
             ).values(owner=None, lease_until=None))
 
 
+class Confirms:
+    """The broker's publisher confirms on one channel, awaited for a whole batch at once.
+
+    In confirm mode the broker numbers a channel's messages 1, 2, .. in publish order and
+    acks (or nacks) each, or every one up to a number at once (`multiple`). Waiting for
+    each message's confirm before the next cost a round trip apiece: a backlog drained at
+    under 1,000 events/s. A batch is now published whole and its confirms read after.
+    """
+
+    def __init__(self, channel: Any) -> None:
+        self.sent = 0
+        self.unconfirmed: set[int] = set()
+        self.nacked = False
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self._ack)
+        channel.events["basic_nack"].add(self._nack)
+
+    def published(self) -> None:
+        self.sent += 1
+        self.unconfirmed.add(self.sent)
+
+    def _ack(self, tag: int, multiple: bool) -> None:
+        if multiple:
+            self.unconfirmed = {t for t in self.unconfirmed if t > tag}
+        else:
+            self.unconfirmed.discard(tag)
+
+    def _nack(self, tag: int, multiple: bool) -> None:
+        self.nacked = True
+        self._ack(tag, multiple)
+
+    def wait(self, connection: Connection, timeout: float) -> None:
+        """Until every message published so far is confirmed; MessageNacked if the broker
+        refused one, TimeoutError if confirms stop coming for `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.unconfirmed and not self.nacked:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{len(self.unconfirmed)} publisher confirms not back "
+                                   f"in {timeout:g}s")
+            try:
+                connection.drain_events(timeout=left)
+            except TimeoutError:  # nothing came in `left`: the deadline above says so
+                continue
+        if self.nacked:
+            raise MessageNacked("the broker refused a message of the batch")
+
+
 class Relay:
     """Publishes a log's events in order, with confirms, resuming from its checkpoint."""
 
@@ -138,14 +188,13 @@ class Relay:
         self.exchange = event_exchange(log.service)
         self._connection: Connection | None = None
         self._producer: Producer | None = None
+        self._confirms: Confirms | None = None
 
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
-            self._connection = Connection(
-                self.amqp_uri, connect_timeout=CONFIRM_SECONDS,
-                transport_options={"confirm_publish": True},
-            )
+            self._connection = Connection(self.amqp_uri, connect_timeout=CONFIRM_SECONDS)
             channel = self._connection.channel()
+            self._confirms = Confirms(channel)
             self.exchange(channel).declare()
             self._producer = Producer(channel, exchange=self.exchange)
         return self._producer
@@ -157,7 +206,7 @@ class Relay:
                 self._connection.release()
             except Exception as exc:  # noqa: BLE001 - the next pass connects afresh
                 logger.debug("relay %s: closing a broken connection: %s", self.log.service, exc)
-        self._connection = self._producer = None
+        self._connection = self._producer = self._confirms = None
 
     def lag(self) -> int:
         return self.log.last_position() - self.checkpoints.position()
@@ -165,8 +214,9 @@ class Relay:
     def publish_pending(self) -> int:
         """One pass: publish what the checkpoint has not covered; return how many were sent.
 
-        Each publish blocks until the broker confirms it; the checkpoint moves after the
-        batch is confirmed. A crash in between re-sends the batch: at least once.
+        The batch is published, then its confirms awaited together (`Confirms`); the
+        checkpoint moves only once the broker has confirmed every message of it. A crash, a
+        nack or a confirm that does not come in time re-sends the whole batch: at least once.
         """
         after = self.checkpoints.position()
         records = list(self.log.read(after=after, limit=self.batch))
@@ -174,6 +224,7 @@ class Relay:
             return 0
         try:
             producer = self._ensure_producer()
+            assert self._connection is not None and self._confirms is not None
             for record in records:
                 event = record.to_cloudevent(personal=False)
                 producer.publish(
@@ -184,8 +235,10 @@ class Relay:
                     delivery_mode=2,
                     message_id=record.event_id,
                     headers={"ce-sequence": event["sequence"]},
-                    timeout=CONFIRM_SECONDS, confirm_timeout=CONFIRM_SECONDS,
+                    timeout=CONFIRM_SECONDS,
                 )
+                self._confirms.published()
+            self._confirms.wait(self._connection, CONFIRM_SECONDS)
         except BaseException:  # eventlet.Timeout included: a half-done pass is sent again
             self.close()  # a broken connection is rebuilt on the next pass
             raise
