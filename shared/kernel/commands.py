@@ -110,8 +110,8 @@ class Spares:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if kind is None or issubclass(kind, DomainError):
-            self.settle(())
-        self.taken = {}
+            self.settle(())  # what `execute` settled is gone already; the rest comes back
+        self.taken = {}  # anything else: lost (see the class)
 
 
 @cache

@@ -13,7 +13,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from services.compliance import projection
 from shared.campaign.policy import Policy
-from shared.eventlog import EventLog, Record
+from shared.eventlog import EventLog
 from shared.kernel.projection import Projector
 from shared.runtime.providers import log_fetch
 
@@ -89,8 +89,7 @@ def view_figures(
                 cpu[kind] += time.thread_time() - start_cpu
         return run
 
-    def fetch(source: str, after: int, limit: int, until: datetime | None) -> Sequence[Record]:
-        return timed("read", read)(source, after, limit, until)
+    fetch = timed("read", read)
 
     instant = as_of or _middle_instant(log)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:

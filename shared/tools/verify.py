@@ -72,6 +72,3 @@ def _line(name: str, result: dict[str, Any]) -> str:
     return (f"{name}: ok, {result['checked']:,} records, head {result['last_position']} "
             f"{result['last_hash'][:16]}" + "".join(f", {e}" for e in extra) +
             f" ({result['seconds']:.2f} s)")
-
-if __name__ == "__main__":
-    sys.exit(verify(sys.argv[1:]))
